@@ -1,0 +1,17 @@
+//! The parser: turns one whole, cleaned line into a `ProgressEvent`, `None` for noise, or a
+//! `ParseError` for a PROGRESS line that is broken.
+//!
+//! It sits between the line reader (which frames bytes into lines) and the workflow recorder.
+
+use crate::event::{ParseError, ProgressEvent};
+
+/// Cheap byte-level check run on every raw line before anything else: false means the line
+/// cannot be a PROGRESS line.
+pub fn may_be_progress(raw: &[u8]) -> bool {
+    memchr::memmem::find(raw, b"PROGRESS").is_some()
+}
+
+/// Parses one line whose ANSI escapes are already removed.
+pub fn parse_line(_line: &str) -> Result<Option<ProgressEvent>, ParseError> {
+    Ok(None)
+}
