@@ -1,13 +1,21 @@
 //! containerkit-exporter turns Container Kit's PROGRESS log lines into Prometheus metrics.
 //!
 //! The flow, one module each:
-//! - `event`: the `ProgressEvent` every line form becomes, and parse errors;
+//! - `source`: where bytes come from (replayed files, standard input, followed files), and
+//!   the pipeline that carries one source's bytes through the steps below;
 //! - `lines`: frames bytes into whole lines (length cap, `\r`, NUL runs, invalid UTF-8, ANSI);
 //! - `parse`: recognises and parses PROGRESS lines in the slog text, console and JSON forms;
-//! - `metrics`: the registry with workflow and self metrics;
+//! - `event`: the `ProgressEvent` every line form becomes, and parse errors;
 //! - `recorder`: per-source workflow state that turns events into metric updates;
+//! - `metrics`: the registry with the workflow and self metrics;
 //! - `http`: the axum router serving `/metrics`, `/healthz`, `/readyz` and `/`;
 //! - `cli`: flags and subcommands.
 
+pub mod cli;
 pub mod event;
+pub mod http;
+pub mod lines;
+pub mod metrics;
 pub mod parse;
+pub mod recorder;
+pub mod source;

@@ -1,1 +1,193 @@
-fn main() {}
+//! The `containerkit-exporter` binary: parses flags, sets up logging, starts the sources and
+//! the HTTP server, and turns a fatal error into one line on standard error and exit code 1.
+//!
+//! The library (`containerkit_exporter`) holds all the work; see its module list.
+
+use std::io::{self, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Parser;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+use containerkit_exporter::cli::{Cli, Command, CommonFlags, LogFormat, ReplayOutput};
+use containerkit_exporter::http::{self, Readiness};
+use containerkit_exporter::metrics::Metrics;
+use containerkit_exporter::source::replay::replay_files;
+use containerkit_exporter::source::stdin::read_stdin;
+use containerkit_exporter::source::tail::{TailConfig, tail};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.common);
+    match run(cli) {
+        Ok(code) => code,
+        Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "exiting");
+            let _ = writeln!(io::stderr(), "containerkit-exporter: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(flags: &CommonFlags) {
+    let filter = flags.log_level.as_filter();
+    let registry = tracing_subscriber::registry().with(filter);
+    match flags.log_format {
+        LogFormat::Logfmt => registry
+            .with(tracing_logfmt::builder().layer().with_writer(io::stderr))
+            .init(),
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .with_writer(io::stderr),
+            )
+            .init(),
+    }
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause
+            .downcast_ref::<io::Error>()
+            .is_some_and(|io| io.kind() == io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let flags = cli.common;
+    let metrics = Arc::new(Metrics::new(flags.max_step_names));
+
+    if let Command::Replay { paths, output } = &cli.command {
+        return replay(paths, *output, &flags, &metrics);
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(cli.command, flags, metrics))
+}
+
+fn replay(
+    paths: &[std::path::PathBuf],
+    output: ReplayOutput,
+    flags: &CommonFlags,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<ExitCode> {
+    let stdout = io::stdout();
+    let mut out = io::BufWriter::new(stdout.lock());
+    let source_name = flags.source_name.as_deref();
+    let events = match output {
+        ReplayOutput::Events => Some(&mut out),
+        ReplayOutput::Metrics => None,
+    };
+    let replayed = replay_files(paths, source_name, metrics, flags.max_line_bytes, events);
+    if output == ReplayOutput::Metrics {
+        let text = http::encode(metrics, false).context("encoding metrics")?;
+        out.write_all(text.as_bytes()).context("writing metrics")?;
+    }
+    out.flush().context("writing output")?;
+    replayed?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Serves metrics while the subcommand's source runs, until a signal or a fatal error.
+async fn serve(
+    command: Command,
+    flags: CommonFlags,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<ExitCode> {
+    let shutdown = CancellationToken::new();
+    let readiness = Arc::new(Readiness::default());
+
+    let listener = bind(&flags.listen_address).await?;
+    let address = listener
+        .local_addr()
+        .context("reading the listening address")?;
+    tracing::info!(address = %address, path = %flags.telemetry_path, "listening");
+    let router = http::router(metrics.clone(), readiness.clone(), &flags.telemetry_path);
+    let server_shutdown = shutdown.clone();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, router)
+            .with_graceful_shutdown(server_shutdown.cancelled_owned())
+            .await
+    });
+
+    let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
+
+    match command {
+        Command::Stdin => {
+            let source = flags
+                .source_name
+                .clone()
+                .unwrap_or_else(|| "stdin".to_owned());
+            readiness.add_source();
+            read_stdin(
+                &source,
+                metrics,
+                readiness,
+                flags.max_line_bytes,
+                shutdown.clone(),
+            )
+            .await;
+            shutdown.cancelled().await;
+        }
+        Command::Tail { paths } => {
+            let config = TailConfig {
+                metrics,
+                readiness,
+                max_line_bytes: flags.max_line_bytes,
+                poll_interval: flags.poll_interval,
+                from: flags.tail_from,
+                source_name: flags.source_name.clone(),
+            };
+            tail(paths, config, shutdown.clone()).await;
+        }
+        Command::Replay { .. } => unreachable!("replay is handled before the runtime starts"),
+    }
+
+    signals.abort();
+    match server.await {
+        Ok(Ok(())) => Ok(ExitCode::SUCCESS),
+        Ok(Err(error)) => Err(anyhow::Error::new(error).context("serving HTTP")),
+        Err(error) => Err(anyhow::Error::new(error).context("HTTP server task")),
+    }
+}
+
+/// Binds `HOST:PORT`, or every interface for `:PORT` (IPv6 and IPv4 where the machine has
+/// IPv6, IPv4 alone otherwise).
+async fn bind(address: &str) -> anyhow::Result<TcpListener> {
+    let bound = match address.strip_prefix(':') {
+        Some(port) => match TcpListener::bind(format!("[::]:{port}")).await {
+            Ok(listener) => Ok(listener),
+            Err(_) => TcpListener::bind(format!("0.0.0.0:{port}")).await,
+        },
+        None => TcpListener::bind(address).await,
+    };
+    bound.with_context(|| format!("listening on {address}"))
+}
+
+async fn cancel_on_signal(shutdown: CancellationToken) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        tracing::warn!("cannot listen for signals; stop the exporter with SIGKILL");
+        return;
+    };
+    let name = tokio::select! {
+        _ = interrupt.recv() => "SIGINT",
+        _ = terminate.recv() => "SIGTERM",
+    };
+    tracing::info!(signal = name, "shutting down");
+    shutdown.cancel();
+}

@@ -1,0 +1,360 @@
+//! The recorder: one per source, it takes framed lines, parses the PROGRESS ones and turns
+//! each event into metric updates through the source's workflow state.
+//!
+//! It sits after the line framer and the parser, and writes into the shared `Metrics`. A line
+//! that cannot be a PROGRESS line costs two atomic increments and the parser's byte scan.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use chrono::{DateTime, FixedOffset};
+use prometheus_client::metrics::counter::Counter;
+use serde::{Deserialize, Serialize};
+
+use crate::event::{ParseError, ProgressEvent, Status, Transition};
+use crate::lines::{Frame, clean};
+use crate::metrics::{
+    Metrics, ProgressLabels, ReasonLabels, SourceLabels, StatusLabels, StepLabels,
+    WORKFLOW_OUTCOMES, WORKFLOW_STATES,
+};
+use crate::parse;
+
+/// The state of a source's current workflow, as `containerkit_workflow_status` shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Phase {
+    Started,
+    Running,
+    Completed,
+    Failed,
+    Abandoned,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Started => "started",
+            Phase::Running => "running",
+            Phase::Completed => "completed",
+            Phase::Failed => "failed",
+            Phase::Abandoned => "abandoned",
+        }
+    }
+
+    /// Whether the workflow is still under way (a 🚀 now would abandon it).
+    pub fn is_open(self) -> bool {
+        matches!(self, Phase::Started | Phase::Running)
+    }
+}
+
+/// What a source remembers of its current workflow; saved in checkpoints so that the
+/// gauges are right at once after a restart.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct WorkflowState {
+    /// `None` until the source's first event.
+    pub phase: Option<Phase>,
+    /// Step and total of the current `containerkit_workflow_progress` series.
+    pub step: u32,
+    pub total: u32,
+    pub percentage: u8,
+    /// The own time of the 🚀 that began the current workflow, when it carried one.
+    pub started_at: Option<DateTime<FixedOffset>>,
+    /// Unix seconds of the newest event.
+    pub last_event_seconds: f64,
+}
+
+/// What happened to one framed line.
+#[derive(Debug)]
+pub enum Outcome {
+    /// Ordinary noise, or an overlong line.
+    Noise,
+    Event(Box<ProgressEvent>),
+    Error(ParseError),
+}
+
+/// Turns one source's lines into metrics.
+pub struct Recorder {
+    source: Arc<str>,
+    metrics: Arc<Metrics>,
+    // Handles to this source's children, taken once so that each line costs no lock.
+    lines_read: Counter,
+    bytes_read: Counter,
+    progress_events: Counter,
+    overlong_lines: Counter,
+    parse_errors: [Counter; ParseError::REASONS.len()],
+    line_number: u64,
+    state: WorkflowState,
+}
+
+impl Recorder {
+    /// A recorder for `source`; its self-metric series appear at zero right away.
+    pub fn new(source: &str, metrics: Arc<Metrics>) -> Recorder {
+        let source: Arc<str> = Arc::from(source);
+        let labels = SourceLabels {
+            source: source.clone(),
+        };
+        let parse_errors = ParseError::REASONS.map(|reason| {
+            metrics.parse_errors.get_or_create_owned(&ReasonLabels {
+                source: source.clone(),
+                reason,
+            })
+        });
+        Recorder {
+            lines_read: metrics.lines_read.get_or_create_owned(&labels),
+            bytes_read: metrics.bytes_read.get_or_create_owned(&labels),
+            progress_events: metrics.progress_events.get_or_create_owned(&labels),
+            overlong_lines: metrics.overlong_lines.get_or_create_owned(&labels),
+            parse_errors,
+            source,
+            metrics,
+            line_number: 0,
+            state: WorkflowState::default(),
+        }
+    }
+
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    pub fn state(&self) -> &WorkflowState {
+        &self.state
+    }
+
+    /// Counts bytes read from the source (newlines and skipped bytes included).
+    pub fn count_bytes(&self, bytes: usize) {
+        self.bytes_read.inc_by(bytes as u64);
+    }
+
+    /// Handles one framed line: parses it and records what it yields.
+    pub fn record(&mut self, frame: Frame<'_>) -> Outcome {
+        self.line_number += 1;
+        self.lines_read.inc();
+        let raw = match frame {
+            Frame::Line(raw) => raw,
+            Frame::Overlong => {
+                self.overlong_lines.inc();
+                tracing::debug!(source = %self.source, line = self.line_number, "skipped overlong line");
+                return Outcome::Noise;
+            }
+        };
+        if !parse::may_be_progress(raw) {
+            return Outcome::Noise;
+        }
+        match parse::parse_line(&clean(raw)) {
+            Ok(None) => Outcome::Noise,
+            Ok(Some(event)) => {
+                self.apply(&event, SystemTime::now());
+                Outcome::Event(Box::new(event))
+            }
+            Err(error) => {
+                if let Some(index) = ParseError::REASONS
+                    .iter()
+                    .position(|r| *r == error.reason())
+                {
+                    self.parse_errors[index].inc();
+                }
+                tracing::debug!(
+                    source = %self.source,
+                    line = self.line_number,
+                    reason = error.reason(),
+                    error = %error,
+                    "PROGRESS line not parsed"
+                );
+                Outcome::Error(error)
+            }
+        }
+    }
+
+    /// Turns one event into metric updates; `read_at` stands in for a missing event time.
+    pub fn apply(&mut self, event: &ProgressEvent, read_at: SystemTime) {
+        self.progress_events.inc();
+        let metrics = &*self.metrics;
+        let previous = self.state.phase;
+
+        let phase = match event.transition() {
+            Transition::WorkflowStarted => {
+                if previous.is_none() {
+                    self.create_workflow_series();
+                }
+                if previous.is_some_and(Phase::is_open) {
+                    self.count_workflow("abandoned");
+                    tracing::info!(source = %self.source, "workflow abandoned by a new start");
+                }
+                self.count_workflow("started");
+                self.state.started_at = event.time;
+                Phase::Started
+            }
+            Transition::StepRunning | Transition::StepCompleted => {
+                if previous.is_none() {
+                    self.create_workflow_series();
+                }
+                if !previous.is_some_and(Phase::is_open) {
+                    // The stream began mid-workflow, or a step came after the end: the
+                    // workflow runs without a counted start.
+                    self.state.started_at = None;
+                }
+                Phase::Running
+            }
+            Transition::StepFailed => {
+                if previous.is_none() {
+                    self.create_workflow_series();
+                }
+                self.count_workflow("failed");
+                if let (Some(start), Some(end)) = (self.state.started_at, event.time) {
+                    let seconds = (end - start).as_seconds_f64();
+                    if seconds >= 0.0 {
+                        self.observe_workflow("failed", seconds);
+                    }
+                }
+                self.state.started_at = None;
+                Phase::Failed
+            }
+            Transition::WorkflowCompleted => {
+                if previous.is_none() {
+                    self.create_workflow_series();
+                }
+                self.count_workflow("completed");
+                if let Some(duration) = event.duration {
+                    self.observe_workflow("completed", duration.as_secs_f64());
+                }
+                self.state.started_at = None;
+                Phase::Completed
+            }
+        };
+
+        // Step events: counted by name; finished ones also timed.
+        let step_status = match event.transition() {
+            Transition::StepRunning => Some(Status::Running),
+            Transition::StepCompleted => Some(Status::Completed),
+            Transition::StepFailed => Some(Status::Failed),
+            Transition::WorkflowStarted | Transition::WorkflowCompleted => None,
+        };
+        if let Some(status) = step_status {
+            let labels = StepLabels {
+                source: self.source.clone(),
+                step_name: metrics.step_name(&event.step_name),
+                status: status.as_str(),
+            };
+            metrics.steps.get_or_create(&labels).inc();
+            if let (Some(duration), Status::Completed | Status::Failed) = (event.duration, status) {
+                metrics
+                    .step_duration
+                    .get_or_create(&labels)
+                    .observe(duration.as_secs_f64());
+            }
+        }
+
+        self.set_phase(phase);
+        self.set_progress(event.step, event.total, event.percentage);
+        self.set_last_event(event.time, read_at);
+    }
+
+    /// Creates this source's workflow series at their first event, so that counters exist
+    /// at zero before they first move.
+    fn create_workflow_series(&self) {
+        for status in WORKFLOW_OUTCOMES {
+            let _ = self
+                .metrics
+                .workflows
+                .get_or_create(&self.status_labels(status));
+        }
+    }
+
+    fn count_workflow(&self, status: &'static str) {
+        self.metrics
+            .workflows
+            .get_or_create(&self.status_labels(status))
+            .inc();
+    }
+
+    fn observe_workflow(&self, status: &'static str, seconds: f64) {
+        self.metrics
+            .workflow_duration
+            .get_or_create(&self.status_labels(status))
+            .observe(seconds);
+    }
+
+    fn set_phase(&mut self, phase: Phase) {
+        self.state.phase = Some(phase);
+        for state in WORKFLOW_STATES {
+            let value = i64::from(state == phase.as_str());
+            self.metrics
+                .workflow_status
+                .get_or_create(&self.status_labels(state))
+                .set(value);
+        }
+    }
+
+    fn set_progress(&mut self, step: u32, total: u32, percentage: u8) {
+        let had_series = self.state.total != 0;
+        if had_series && (self.state.step, self.state.total) != (step, total) {
+            self.metrics
+                .workflow_progress
+                .remove(&self.progress_labels());
+        }
+        self.state.step = step;
+        self.state.total = total;
+        self.state.percentage = percentage;
+        self.metrics
+            .workflow_progress
+            .get_or_create(&self.progress_labels())
+            .set(i64::from(percentage));
+    }
+
+    fn set_last_event(&mut self, time: Option<DateTime<FixedOffset>>, read_at: SystemTime) {
+        let seconds = match time {
+            Some(time) => time.timestamp_micros() as f64 / 1e6,
+            None => read_at
+                .duration_since(SystemTime::UNIX_EPOCH)
+                .map(|since| since.as_secs_f64())
+                .unwrap_or(0.0),
+        };
+        self.state.last_event_seconds = seconds;
+        self.metrics
+            .last_event
+            .get_or_create(&SourceLabels {
+                source: self.source.clone(),
+            })
+            .set(seconds);
+    }
+
+    fn status_labels(&self, status: &'static str) -> StatusLabels {
+        StatusLabels {
+            source: self.source.clone(),
+            status,
+        }
+    }
+
+    fn progress_labels(&self) -> ProgressLabels {
+        ProgressLabels {
+            source: self.source.clone(),
+            step: self.state.step,
+            total: self.state.total,
+        }
+    }
+
+    /// Restores a saved workflow state (from a checkpoint) and sets the gauges from it.
+    pub fn restore(&mut self, state: WorkflowState) {
+        let Some(phase) = state.phase else {
+            return;
+        };
+        self.create_workflow_series();
+        self.state = WorkflowState {
+            phase: None,
+            step: 0,
+            total: 0,
+            percentage: 0,
+            ..state.clone()
+        };
+        self.set_phase(phase);
+        if state.total != 0 {
+            self.set_progress(state.step, state.total, state.percentage);
+        }
+        self.metrics
+            .last_event
+            .get_or_create(&SourceLabels {
+                source: self.source.clone(),
+            })
+            .set(state.last_event_seconds);
+    }
+}
