@@ -123,6 +123,27 @@ pub struct CommonFlags {
         value_enum
     )]
     pub tail_from: TailFrom,
+
+    /// File where followed positions and workflow states are saved, so that a restart goes
+    /// on after the last processed line. Without it, a restart reads files anew.
+    #[arg(
+        long = "tail.checkpoint-file",
+        env = "CONTAINERKIT_EXPORTER_TAIL_CHECKPOINT_FILE",
+        global = true,
+        value_name = "PATH"
+    )]
+    pub checkpoint_file: Option<PathBuf>,
+
+    /// How often the checkpoint is written (it is also written at shutdown).
+    #[arg(
+        long = "tail.checkpoint-interval",
+        env = "CONTAINERKIT_EXPORTER_TAIL_CHECKPOINT_INTERVAL",
+        default_value = "10s",
+        global = true,
+        value_name = "DURATION",
+        value_parser = parse_positive_duration
+    )]
+    pub checkpoint_interval: Duration,
 }
 
 #[derive(Debug, Subcommand)]

@@ -79,9 +79,16 @@ impl LineFramer {
 
         self.pushed += chunk.len() as u64;
 
-        // What is left has no newline: hold it, or drop it once the line is too long.
+        // What is left has no newline: hold it, or drop it once the line is too long. A NUL
+        // run that starts a line is dropped before it is held, so that a long run (a file
+        // truncated under a writer that kept its offset) cannot make the line overlong.
         if self.skipping || bytes.is_empty() {
             return;
+        }
+        if self.partial.is_empty() {
+            let nuls = bytes.iter().take_while(|&&b| b == 0).count();
+            self.leading_nul_bytes += nuls as u64;
+            bytes = &bytes[nuls..];
         }
         if self.partial.len() + bytes.len() > self.max_line_bytes {
             self.partial.clear();
@@ -130,14 +137,15 @@ impl LineFramer {
     }
 
     fn emit(&mut self, line: &[u8], sink: &mut impl FnMut(Frame<'_>)) {
+        let nuls = line.iter().take_while(|&&b| b == 0).count();
+        self.leading_nul_bytes += nuls as u64;
+        let line = &line[nuls..];
         if line.len() > self.max_line_bytes {
             sink(Frame::Overlong);
             return;
         }
         let line = line.strip_suffix(b"\r").unwrap_or(line);
-        let nuls = line.iter().take_while(|&&b| b == 0).count();
-        self.leading_nul_bytes += nuls as u64;
-        sink(Frame::Line(&line[nuls..]));
+        sink(Frame::Line(line));
     }
 }
 
@@ -226,6 +234,18 @@ mod tests {
         framer.push(b"\0\0\0abc\0\n", &mut |f| lines.push(format!("{f:?}")));
         assert_eq!(lines, [format!("{:?}", Frame::Line(b"abc\0"))]);
         assert_eq!(framer.leading_nul_bytes(), 3);
+    }
+
+    #[test]
+    fn long_nul_run_before_a_line_is_skipped_not_overlong() {
+        let mut framer = LineFramer::new(8);
+        let mut lines = Vec::new();
+        framer.push(&[0u8; 100], &mut |f| lines.push(format!("{f:?}")));
+        framer.push(&[0u8; 100], &mut |f| lines.push(format!("{f:?}")));
+        framer.push(b"abc\n", &mut |f| lines.push(format!("{f:?}")));
+        assert_eq!(lines, [format!("{:?}", Frame::Line(b"abc"))]);
+        assert_eq!(framer.leading_nul_bytes(), 200);
+        assert_eq!(framer.consumed_bytes(), 204);
     }
 
     #[test]

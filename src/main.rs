@@ -142,12 +142,13 @@ async fn serve(
         }
         Command::Tail { paths } => {
             let config = TailConfig {
-                metrics,
-                readiness,
                 max_line_bytes: flags.max_line_bytes,
                 poll_interval: flags.poll_interval,
                 from: flags.tail_from,
                 source_name: flags.source_name.clone(),
+                checkpoint_file: flags.checkpoint_file.clone(),
+                checkpoint_interval: flags.checkpoint_interval,
+                ..TailConfig::new(metrics, readiness)
             };
             tail(paths, config, shutdown.clone()).await;
         }

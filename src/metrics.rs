@@ -65,7 +65,7 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
-/// Rotations of one followed file by kind.
+/// Rotations or truncations of one followed file, by kind.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub source: Arc<str>,
@@ -102,8 +102,12 @@ pub struct Metrics {
     pub overlong_lines: Family<SourceLabels, Counter>,
     pub step_name_overflows: Counter,
     pub rotations: Family<KindLabels, Counter>,
-    pub truncations: Family<SourceLabels, Counter>,
+    pub truncations: Family<KindLabels, Counter>,
     pub open_errors: Family<SourceLabels, Counter>,
+    pub files_open: Gauge,
+    pub file_offset: Family<SourceLabels, Gauge>,
+    pub file_size: Family<SourceLabels, Gauge>,
+    pub leading_nul_bytes: Family<SourceLabels, Counter>,
 
     step_names: StepNames,
 }
@@ -130,6 +134,10 @@ impl Metrics {
             rotations: Family::default(),
             truncations: Family::default(),
             open_errors: Family::default(),
+            files_open: Gauge::default(),
+            file_offset: Family::default(),
+            file_size: Family::default(),
+            leading_nul_bytes: Family::default(),
             step_names: StepNames::new(max_step_names),
         };
 
@@ -205,18 +213,41 @@ impl Metrics {
         );
         own.register(
             "rotations",
-            "Followed files that were replaced, by kind of rotation",
+            "Followed files that were replaced, by kind (rename, delete, symlink)",
             metrics.rotations.clone(),
         );
         own.register(
             "truncations",
-            "Followed files that were truncated in place",
+            "Followed files that were truncated in place, by how it was seen (shrunk: size \
+             below the read offset; rewritten: bytes before the offset changed)",
             metrics.truncations.clone(),
         );
         own.register(
             "open_errors",
             "Failed attempts to open or read a source",
             metrics.open_errors.clone(),
+        );
+        own.register(
+            "files_open",
+            "Files the tail source holds open, rotated ones still being drained included",
+            metrics.files_open.clone(),
+        );
+        own.register_with_unit(
+            "file_offset",
+            "Bytes read so far from the file each followed path names now",
+            Unit::Bytes,
+            metrics.file_offset.clone(),
+        );
+        own.register_with_unit(
+            "file_size",
+            "Size of the file each followed path names now, as last checked",
+            Unit::Bytes,
+            metrics.file_size.clone(),
+        );
+        own.register(
+            "leading_nul_bytes",
+            "NUL bytes skipped at the start of lines (left by copytruncate)",
+            metrics.leading_nul_bytes.clone(),
         );
         let build_info: Family<BuildLabels, Gauge> = Family::default();
         build_info
