@@ -242,6 +242,7 @@ impl Follower {
                 .file
                 .read_into(&mut self.recorder, cx.buffer, STEP_BUDGET_BYTES);
             reading.file.flush(&mut self.recorder);
+            release(cx, reading, true);
         }
         if let (Some(current), true) = (self.current.as_mut(), flush_partial) {
             current.file.flush(&mut self.recorder);

@@ -1,0 +1,238 @@
+//! Restarts with a checkpoint (`--tail.checkpoint-file`): a restarted exporter goes on
+//! after the last line the previous one processed, so that no event is counted by both,
+//! and a checkpoint that no longer matches its file makes it read the file again rather
+//! than skip anything. Each "process" is a tailer with its own metrics.
+
+mod tail_support;
+
+use std::fs::{self, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::MetadataExt;
+use std::sync::Arc;
+
+use containerkit_exporter::metrics::StatusLabels;
+use tail_support::*;
+
+fn with_checkpoint(patterns: &[&str]) -> Harness {
+    let checkpoint = tempfile::NamedTempFile::new().unwrap().into_temp_path();
+    let path = checkpoint.to_path_buf();
+    checkpoint.close().unwrap();
+    Harness::with(patterns, move |config| config.checkpoint_file = Some(path))
+}
+
+fn running_gauge(h: &Harness, source: &str) -> i64 {
+    h.metrics
+        .workflow_status
+        .get_or_create(&StatusLabels {
+            source: Arc::from(source),
+            status: "running",
+        })
+        .get()
+}
+
+#[test]
+fn restart_in_the_middle_of_a_line_counts_that_line_once() {
+    let mut h = with_checkpoint(&["app.log"]);
+    let log = h.path("app.log");
+    let source = h.source("app.log");
+    let third = line(3);
+    let (head, tail) = third.split_at(50);
+
+    append(&log, &lines(0, 3));
+    append(&log, head);
+    h.poll();
+    let before = h.restart();
+    assert_counted(&before, &source, 3);
+
+    // The new process restores the workflow state at once, before any new line.
+    h.poll();
+    assert_counted(&h.metrics, &source, 0);
+    if events(&before, &source) > 0 {
+        assert_eq!(running_gauge(&h, &source), 1);
+    }
+    append(&log, tail);
+    append(&log, &lines(4, 6));
+    h.poll();
+    assert_counted(&h.metrics, &source, 3);
+}
+
+#[test]
+fn restart_after_inode_reuse_reads_the_new_file_from_its_start() {
+    let mut h = with_checkpoint(&["app.log"]);
+    let log = h.path("app.log");
+    let source = h.source("app.log");
+    append(&log, &lines(0, 5));
+    h.poll();
+    h.stop();
+    let inode = fs::metadata(&log).unwrap().ino();
+
+    // While the exporter is down the file is deleted and another takes its inode. The file
+    // system decides which inode a new file gets; emptying and rewriting the same file is
+    // the one way to be sure of the reuse, and the new content is longer than the saved
+    // offset so that only the hashes can tell.
+    fs::remove_file(&log).unwrap();
+    let mut reused = false;
+    for attempt in 0..64 {
+        let candidate = h.path(&format!("candidate{attempt}"));
+        append(&candidate, "x");
+        if fs::metadata(&candidate).unwrap().ino() == inode {
+            rename(&candidate, &log);
+            OpenOptions::new()
+                .write(true)
+                .open(&log)
+                .unwrap()
+                .set_len(0)
+                .unwrap();
+            reused = true;
+            break;
+        }
+    }
+    if !reused {
+        eprintln!("the file system did not reuse the inode; rewriting a file in place instead");
+        append(&log, "");
+        OpenOptions::new()
+            .write(true)
+            .open(&log)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
+    append(&log, &lines(100, 108));
+
+    h.restart();
+    h.poll();
+    assert_counted(&h.metrics, &source, 8);
+}
+
+#[test]
+fn restart_with_the_same_inode_rewritten_in_place_reads_it_again() {
+    let mut h = with_checkpoint(&["app.log"]);
+    let log = h.path("app.log");
+    let source = h.source("app.log");
+    append(&log, &lines(0, 5));
+    h.poll();
+    h.stop();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, &lines(200, 210));
+    h.restart();
+    h.poll();
+    assert_counted(&h.metrics, &source, 10);
+}
+
+#[test]
+fn file_rotated_while_down_is_drained_under_its_new_name() {
+    let mut h = with_checkpoint(&["app.log"]);
+    let (log, old) = (h.path("app.log"), h.path("app.log.1"));
+    let source = h.source("app.log");
+    append(&log, &lines(0, 4));
+    h.poll();
+    h.stop();
+
+    append(&log, &lines(4, 6));
+    rename(&log, &old);
+    append(&log, &lines(6, 9));
+    h.restart();
+    h.poll();
+    assert_counted(&h.metrics, &source, 5);
+    assert_eq!(rotations(&h.metrics, &source, "rename"), 0);
+}
+
+#[test]
+fn corrupt_checkpoint_is_ignored_and_the_files_are_read() {
+    let mut h = with_checkpoint(&["app.log"]);
+    let log = h.path("app.log");
+    let source = h.source("app.log");
+    append(&log, &lines(0, 3));
+    h.poll();
+    h.stop();
+    let checkpoint = h.config.checkpoint_file.clone().unwrap();
+    let mut file = OpenOptions::new().write(true).open(&checkpoint).unwrap();
+    file.write_all(b"{ not json").unwrap();
+    drop(file);
+
+    h.restart();
+    h.poll();
+    assert_counted(&h.metrics, &source, 3);
+    // The next checkpoint is a good one again.
+    h.restart();
+    h.poll();
+    assert_counted(&h.metrics, &source, 0);
+}
+
+#[test]
+fn glob_restart_does_not_read_rotated_files_again() {
+    let mut h = with_checkpoint(&["app.log*"]);
+    let (log, one) = (h.path("app.log"), h.path("app.log.1"));
+    let total = |metrics: &containerkit_exporter::metrics::Metrics, h: &Harness| {
+        ["app.log", "app.log.1"]
+            .iter()
+            .map(|name| lines_read(metrics, &h.source(name)))
+            .sum::<u64>()
+    };
+    append(&log, &lines(0, 3));
+    h.poll();
+    rename(&log, &one);
+    append(&log, &lines(3, 5));
+    h.poll();
+    // Stopped while the rotated file is still held (within the linger time).
+    let before = h.restart();
+    assert_eq!(total(&before, &h), 5);
+    h.poll();
+    h.advance(h.config.linger);
+    append(&one, &lines(5, 6));
+    append(&log, &lines(6, 7));
+    h.poll();
+    assert_eq!(total(&h.metrics, &h), 2);
+}
+
+#[test]
+fn tail_stops_on_the_token_and_writes_its_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("app.log");
+    let checkpoint = dir.path().join("checkpoint.json");
+    append(&log, &lines(0, 3));
+    let metrics = Arc::new(containerkit_exporter::metrics::Metrics::new(200));
+    let readiness = Arc::new(containerkit_exporter::http::Readiness::default());
+    let mut config =
+        containerkit_exporter::source::tail::TailConfig::new(metrics.clone(), readiness.clone());
+    config.checkpoint_file = Some(checkpoint.clone());
+    let source = log.display().to_string();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let shutdown = tokio_util::sync::CancellationToken::new();
+    let task = runtime.spawn(containerkit_exporter::source::tail::tail(
+        vec![source.clone()],
+        config,
+        shutdown.clone(),
+    ));
+    // The real loop: a notification (or the one-second check) wakes it.
+    let waited = std::time::Instant::now();
+    while lines_read(&metrics, &source) < 3 && waited.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(readiness.is_ready());
+    append(&log, &lines(3, 4));
+    while lines_read(&metrics, &source) < 4 && waited.elapsed().as_secs() < 10 {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert_counted(&metrics, &source, 4);
+
+    let stopping = std::time::Instant::now();
+    shutdown.cancel();
+    runtime.block_on(task).unwrap();
+    assert!(stopping.elapsed() < containerkit_exporter::source::tail::SHUTDOWN_WAIT);
+    let saved = fs::read_to_string(&checkpoint).unwrap();
+    assert!(
+        saved.contains(&format!("\"offset\": {}", lines(0, 4).len())),
+        "{saved}"
+    );
+}

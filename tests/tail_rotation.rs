@@ -1,0 +1,344 @@
+//! Rotation and truncation of followed files, each case asserting exact counts: every line
+//! written is counted once, none twice. The tailer is stepped by hand (`poll`), never
+//! waited for.
+
+mod tail_support;
+
+use std::fs::{self, OpenOptions};
+use std::io::{Seek, SeekFrom, Write};
+use std::os::unix::fs::symlink;
+use std::time::Duration;
+
+use containerkit_exporter::cli::TailFrom;
+use tail_support::*;
+
+#[test]
+fn rename_rotation_drains_the_old_file_before_the_new_one() {
+    let mut h = Harness::new(&["app.log"]);
+    let (log, old) = (h.path("app.log"), h.path("app.log.1"));
+    let source = h.source("app.log");
+    let fifth = line(5);
+    let (head, tail) = fifth.split_at(40);
+
+    append(&log, &lines(0, 5));
+    append(&log, head);
+    h.poll();
+    assert_counted(&h.metrics, &source, 5);
+
+    // The writer goes on writing to the renamed file before it reopens the path.
+    rename(&log, &old);
+    append(&old, tail);
+    append(&old, &lines(6, 8));
+    append(&log, &lines(8, 10));
+    h.poll();
+    assert_counted(&h.metrics, &source, 10);
+    assert_eq!(rotations(&h.metrics, &source, "rename"), 1);
+
+    // Once quiet for the linger time the old file is closed; the new one goes on.
+    h.advance(h.config.linger);
+    append(&log, &lines(10, 12));
+    h.poll();
+    assert_counted(&h.metrics, &source, 12);
+    assert_eq!(h.metrics.files_open.get(), 1);
+}
+
+#[test]
+fn partial_last_line_is_flushed_when_its_file_rotates() {
+    let mut h = Harness::new(&["app.log"]);
+    let (log, old) = (h.path("app.log"), h.path("app.log.1"));
+    let source = h.source("app.log");
+
+    append(&log, &lines(0, 3));
+    append(&log, line(3).trim_end());
+    h.poll();
+    assert_counted(&h.metrics, &source, 3);
+
+    rename(&log, &old);
+    append(&log, &lines(4, 6));
+    h.poll();
+    assert_counted(&h.metrics, &source, 6);
+
+    // With nothing written to the new file, the flush comes when the old one is closed.
+    let mut h = Harness::new(&["app.log"]);
+    let (log, old) = (h.path("app.log"), h.path("app.log.1"));
+    let source = h.source("app.log");
+    append(&log, line(0).trim_end());
+    h.poll();
+    rename(&log, &old);
+    append(&log, "");
+    h.poll();
+    assert_counted(&h.metrics, &source, 0);
+    h.advance(h.config.linger);
+    assert_counted(&h.metrics, &source, 1);
+}
+
+#[test]
+fn copytruncate_reads_the_new_lines_from_the_start() {
+    let mut h = Harness::new(&["app.log"]);
+    let log = h.path("app.log");
+    let source = h.source("app.log");
+
+    append(&log, &lines(0, 5));
+    h.poll();
+    fs::copy(&log, h.path("app.log.1")).unwrap();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, &lines(5, 7));
+    h.poll();
+    assert_counted(&h.metrics, &source, 7);
+    assert_eq!(truncations(&h.metrics, &source, "shrunk"), 1);
+    assert_eq!(rotations(&h.metrics, &source, "rename"), 0);
+}
+
+#[test]
+fn truncation_then_regrowth_past_the_old_offset_is_caught() {
+    let mut h = Harness::new(&["app.log"]);
+    let log = h.path("app.log");
+    let source = h.source("app.log");
+
+    append(&log, &lines(0, 3));
+    h.poll();
+    // Between two cycles the file is emptied and grows past where reading stood.
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    append(&log, &lines(3, 10));
+    h.poll();
+    assert_counted(&h.metrics, &source, 10);
+    assert_eq!(truncations(&h.metrics, &source, "rewritten"), 1);
+}
+
+#[test]
+fn leading_nul_run_after_truncation_is_skipped_and_counted() {
+    let mut h = Harness::new(&["app.log"]);
+    let log = h.path("app.log");
+    let source = h.source("app.log");
+
+    // A writer without O_APPEND keeps its offset when the file is truncated under it.
+    let mut writer = fs::File::create(&log).unwrap();
+    writer.write_all(lines(0, 3).as_bytes()).unwrap();
+    let hole = writer.stream_position().unwrap();
+    h.poll();
+    OpenOptions::new()
+        .write(true)
+        .open(&log)
+        .unwrap()
+        .set_len(0)
+        .unwrap();
+    h.poll();
+    writer.write_all(lines(3, 5).as_bytes()).unwrap();
+    h.poll();
+    assert_counted(&h.metrics, &source, 5);
+    let nuls = h
+        .metrics
+        .leading_nul_bytes
+        .get_or_create(&containerkit_exporter::metrics::SourceLabels {
+            source: source.as_str().into(),
+        })
+        .get();
+    assert_eq!(nuls, hole);
+    assert_eq!(
+        writer.seek(SeekFrom::Current(0)).unwrap(),
+        hole + lines(3, 5).len() as u64
+    );
+}
+
+#[test]
+fn delete_and_recreate_reads_the_new_file_from_its_start() {
+    let mut h = Harness::new(&["app.log"]);
+    let log = h.path("app.log");
+    let source = h.source("app.log");
+
+    append(&log, &lines(0, 3));
+    h.poll();
+    fs::remove_file(&log).unwrap();
+    h.poll();
+    append(&log, &lines(3, 6));
+    h.poll();
+    assert_counted(&h.metrics, &source, 6);
+    assert_eq!(rotations(&h.metrics, &source, "delete"), 1);
+
+    // Deleted and nothing new: the old file is closed once quiet.
+    fs::remove_file(&log).unwrap();
+    h.advance(h.config.linger);
+    h.advance(h.config.linger);
+    assert_eq!(h.metrics.files_open.get(), 0);
+    append(&log, &lines(6, 7));
+    h.poll();
+    assert_counted(&h.metrics, &source, 7);
+}
+
+#[test]
+fn symlink_switched_to_a_new_target_drains_the_old_target() {
+    let mut h = Harness::new(&["current.log"]);
+    let link = h.path("current.log");
+    let (first, second) = (h.path("0.log"), h.path("1.log"));
+    let source = h.source("current.log");
+
+    append(&first, &lines(0, 3));
+    symlink(&first, &link).unwrap();
+    h.poll();
+    assert_counted(&h.metrics, &source, 3);
+
+    // The Kubernetes way: a new link made beside the old one and renamed over it.
+    append(&second, &lines(4, 6));
+    let staged = h.path("current.log.new");
+    symlink(&second, &staged).unwrap();
+    rename(&staged, &link);
+    append(&first, &lines(3, 4));
+    h.poll();
+    assert_counted(&h.metrics, &source, 6);
+    assert_eq!(rotations(&h.metrics, &source, "symlink"), 1);
+}
+
+#[test]
+fn file_created_after_start_is_read_from_its_start() {
+    // Even with --tail.from=end: it applies to files present at startup only.
+    let mut h = Harness::with(&["late.log", "early.log"], |c| c.from = TailFrom::End);
+    let (late, early) = (h.path("late.log"), h.path("early.log"));
+    append(&early, &lines(0, 4));
+    append(&early, line(4).trim_end());
+    h.poll();
+    h.poll();
+    append(&late, &lines(0, 2));
+    append(&early, "\n");
+    h.poll();
+    append(&late, &lines(2, 3));
+    h.poll();
+    assert_counted(&h.metrics, &h.source("late.log"), 3);
+    // early.log existed: only the line that was not complete at startup is read.
+    assert_counted(&h.metrics, &h.source("early.log"), 1);
+}
+
+#[test]
+fn glob_picks_up_new_matches_and_never_reads_a_rotated_file_twice() {
+    let mut h = Harness::new(&["app.log*"]);
+    let (log, one, two) = (h.path("app.log"), h.path("app.log.1"), h.path("app.log.2"));
+    let source = h.source("app.log");
+    let total = |h: &Harness| {
+        ["app.log", "app.log.1", "app.log.2"]
+            .iter()
+            .map(|name| lines_read(&h.metrics, &h.source(name)))
+            .sum::<u64>()
+    };
+
+    append(&log, &lines(0, 3));
+    h.poll();
+    rename(&log, &one);
+    append(&log, &lines(3, 5));
+    h.poll();
+    h.poll();
+    assert_eq!(total(&h), 5);
+
+    // The rotated file is closed by its first follower; the glob's follower of its new name
+    // takes it up where reading stopped and sees only what is appended later.
+    h.advance(h.config.linger);
+    h.advance(h.config.linger);
+    append(&one, &lines(5, 6));
+    h.poll();
+    assert_eq!(total(&h), 6);
+    assert_counted(&h.metrics, &h.source("app.log.1"), 1);
+
+    // A second rotation shifts every name.
+    rename(&one, &two);
+    rename(&log, &one);
+    append(&log, &lines(6, 8));
+    h.poll();
+    h.advance(h.config.linger);
+    h.advance(h.config.linger);
+    h.poll();
+    assert_eq!(total(&h), 8);
+    assert_counted(&h.metrics, &source, 7);
+}
+
+#[test]
+fn unreadable_new_file_during_rotation_is_retried_until_readable() {
+    let result = std::thread::spawn(|| {
+        // As root, permission bits do not stop reads: drop the capabilities that bypass
+        // them, for this thread only, so that the kernel answers EACCES as it would to the
+        // exporter's own user.
+        drop_file_capabilities_of_this_thread();
+        let mut h = Harness::new(&["app.log"]);
+        let (log, old) = (h.path("app.log"), h.path("app.log.1"));
+        let source = h.source("app.log");
+        append(&log, &lines(0, 3));
+        h.poll();
+
+        rename(&log, &old);
+        append(&log, &lines(4, 6));
+        set_mode(&log, 0o000);
+        append(&old, &lines(3, 4));
+        h.poll();
+        assert_counted(&h.metrics, &source, 4);
+        assert_eq!(open_errors(&h.metrics, &source), 1);
+
+        // Still unreadable: retried with a growing wait, never given up.
+        for _ in 0..5 {
+            h.advance(Duration::from_secs(20));
+        }
+        assert_eq!(open_errors(&h.metrics, &source), 6);
+        set_mode(&log, 0o644);
+        h.poll();
+        assert_counted(&h.metrics, &source, 4);
+        h.advance(Duration::from_secs(20));
+        assert_counted(&h.metrics, &source, 6);
+        assert_eq!(open_errors(&h.metrics, &source), 6);
+    })
+    .join();
+    if let Err(panic) = result {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(path, fs::Permissions::from_mode(mode)).unwrap();
+}
+
+/// Clears CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH from the calling thread's effective set
+/// (capabilities are per thread on Linux). Without them root gets EACCES like anyone.
+fn drop_file_capabilities_of_this_thread() {
+    if unsafe { libc::geteuid() } != 0 {
+        return;
+    }
+    #[repr(C)]
+    struct Header {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy, Default)]
+    struct Data {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+    const VERSION_3: u32 = 0x2008_0522;
+    const CAP_DAC_OVERRIDE: u32 = 1;
+    const CAP_DAC_READ_SEARCH: u32 = 2;
+    let mut header = Header {
+        version: VERSION_3,
+        pid: 0,
+    };
+    let mut data = [Data::default(); 2];
+    // SAFETY: capget and capset read and write exactly one header and two data structs,
+    // laid out as the kernel's `__user_cap_header_struct` and `__user_cap_data_struct`.
+    unsafe {
+        assert_eq!(
+            libc::syscall(libc::SYS_capget, &mut header, data.as_mut_ptr()),
+            0
+        );
+        data[0].effective &= !((1 << CAP_DAC_OVERRIDE) | (1 << CAP_DAC_READ_SEARCH));
+        assert_eq!(
+            libc::syscall(libc::SYS_capset, &mut header, data.as_ptr()),
+            0
+        );
+    }
+}
