@@ -3,6 +3,8 @@
 //!
 //! It sits between the line reader (which frames bytes into lines) and the workflow recorder.
 
+pub mod duration;
+
 use crate::event::{ParseError, ProgressEvent};
 
 /// Cheap byte-level check run on every raw line before anything else: false means the line
