@@ -377,7 +377,9 @@ mod tests {
         }
 
         #[test]
-        fn never_panics_on_duration_like_text(text in "[-+]?([0-9.]{0,22}(ns|us|µs|μs|ms|s|m|h|x)){1,4}") {
+        fn never_panics_on_duration_like_text(
+            text in "[-+]?([0-9.]{0,22}(ns|us|µs|μs|ms|s|m|h|x)){1,4}",
+        ) {
             let _ = parse_go_duration(&text);
         }
     }

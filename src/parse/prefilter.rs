@@ -7,7 +7,7 @@
 use memchr::memmem;
 
 /// The word every PROGRESS message contains.
-pub(super) const WORD: &[u8] = b"PROGRESS";
+pub(super) const WORD: &[u8] = super::recognise::WORD.as_bytes();
 
 const ESC: u8 = 0x1b;
 
