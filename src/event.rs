@@ -33,9 +33,14 @@ impl Status {
 
     /// Matches a `status` value without regard to case.
     pub fn from_field(value: &str) -> Option<Status> {
-        [Status::Started, Status::Running, Status::Completed, Status::Failed]
-            .into_iter()
-            .find(|status| status.as_str().eq_ignore_ascii_case(value))
+        [
+            Status::Started,
+            Status::Running,
+            Status::Completed,
+            Status::Failed,
+        ]
+        .into_iter()
+        .find(|status| status.as_str().eq_ignore_ascii_case(value))
     }
 }
 
