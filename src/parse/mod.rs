@@ -15,6 +15,8 @@ mod fields;
 mod json;
 mod logfmt;
 mod prefilter;
+#[cfg(test)]
+mod properties;
 mod recognise;
 mod text;
 
@@ -61,7 +63,6 @@ mod tests {
     use std::time::Duration;
 
     use chrono::DateTime;
-    use proptest::prelude::*;
 
     use super::*;
     use crate::event::{Emoji, Status};
@@ -353,111 +354,5 @@ mod tests {
             parse_line(r#"{"msg":"✅ PROGRESS","step":3,"step_name":"x"}"#),
             Err(ParseError::MissingField("total"))
         );
-    }
-
-    /// Removes ANSI sequences the way FORMAT.md describes, as the line reader does.
-    fn cleaned(raw: &[u8]) -> String {
-        let mut kept = Vec::new();
-        let mut i = 0;
-        while i < raw.len() {
-            if raw[i] == 0x1b {
-                if raw.get(i + 1) == Some(&b'[') {
-                    i += 2;
-                    while i < raw.len() && !(0x40..=0x7e).contains(&raw[i]) {
-                        i += 1;
-                    }
-                }
-                i += 1;
-                continue;
-            }
-            kept.push(raw[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&kept).into_owned()
-    }
-
-    #[test]
-    fn colour_codes_around_the_message_are_seen_by_the_prefilter() {
-        let raw = b"\x1b[32mINFO\x1b[0m \xf0\x9f\x94\x84 PRO\x1b[1mGRESS\x1b[0m step=1 total=2 \
-            step_name=x";
-        assert!(may_be_progress(raw));
-        assert_eq!(parsed(&cleaned(raw)).step, 1);
-    }
-
-    /// Lines made of the pieces PROGRESS lines are built from, so that random cases often
-    /// come close to real ones.
-    fn line_like() -> impl Strategy<Value = String> {
-        let piece = prop_oneof![
-            Just("PROGRESS".to_owned()),
-            Just("🔄".to_owned()),
-            Just("✅\u{FE0F}".to_owned()),
-            Just("msg=".to_owned()),
-            Just("\"".to_owned()),
-            Just("\\".to_owned()),
-            Just("{\"msg\":".to_owned()),
-            Just("step=".to_owned()),
-            Just("total=".to_owned()),
-            Just("step_name=".to_owned()),
-            Just("duration=".to_owned()),
-            Just("=".to_owned()),
-            Just(" ".to_owned()),
-            "[0-9]{1,3}",
-            "\\PC{0,4}",
-        ];
-        proptest::collection::vec(piece, 0..16).prop_map(|pieces| pieces.concat())
-    }
-
-    proptest! {
-        #[test]
-        fn never_panics_on_any_text(line in "\\PC*") {
-            let _ = parse_line(&line);
-        }
-
-        #[test]
-        fn never_panics_on_any_bytes(raw in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let line = cleaned(&raw);
-            let result = parse_line(&line);
-            if result != Ok(None) {
-                prop_assert!(may_be_progress(&raw), "{:?} gave {:?}", line, result);
-            }
-        }
-
-        #[test]
-        fn the_prefilter_never_hides_a_progress_line(line in line_like()) {
-            let result = parse_line(&line);
-            if result != Ok(None) {
-                prop_assert!(may_be_progress(line.as_bytes()), "{:?} gave {:?}", line, result);
-            }
-        }
-
-        #[test]
-        fn the_prefilter_sees_through_colour_codes(
-            line in line_like(),
-            cuts in proptest::collection::vec(
-                (any::<prop::sample::Index>(), "\x1b\\[[0-9;]{0,4}[@-~]"),
-                0..4,
-            ),
-        ) {
-            // Put escape sequences at char boundaries of the line, then check the raw bytes.
-            let boundaries: Vec<usize> =
-                (0..=line.len()).filter(|&i| line.is_char_boundary(i)).collect();
-            let mut cuts: Vec<(usize, String)> = cuts
-                .into_iter()
-                .map(|(at, sequence)| (boundaries[at.index(boundaries.len())], sequence))
-                .collect();
-            cuts.sort();
-            let mut raw = String::new();
-            let mut from = 0;
-            for (at, sequence) in cuts {
-                raw.push_str(&line[from..at]);
-                raw.push_str(&sequence);
-                from = at;
-            }
-            raw.push_str(&line[from..]);
-            prop_assert_eq!(cleaned(raw.as_bytes()), line.clone());
-            if parse_line(&line) != Ok(None) {
-                prop_assert!(may_be_progress(raw.as_bytes()));
-            }
-        }
     }
 }

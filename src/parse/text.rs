@@ -22,10 +22,14 @@ use crate::event::{Emoji, ParseError, ProgressEvent};
 /// Form B: the message is the first status emoji word followed, after one or more spaces,
 /// by the word `PROGRESS`, with both outside any quoted value. Everything before it is a
 /// prefix and is skipped, broken tokens included; only the pairs after it are fields, and
-/// a later `msg` pair is an ordinary unknown key. The prefix's date and level are not read:
-/// an event's `time` and `level` come only from pairs after the message. The bare word `PROGRESS` (no emoji in
-/// front) is the message only when a `key=value` pair comes right after it, so prose such
-/// as `retrying PROGRESS update` or `made PROGRESS` stays noise.
+/// a later `msg` pair is an ordinary unknown key. The prefix's date and level are not
+/// read: an event's `time` and `level` come only from pairs after the message.
+///
+/// The bare word `PROGRESS` (no emoji in front) is the form B message only when a
+/// `key=value` pair comes right after it, so prose such as `retrying PROGRESS update` or
+/// `made PROGRESS` stays noise. Prose that happens to be followed by a pair
+/// (`failed PROGRESS step=3`) is read as a PROGRESS line and will usually be counted as a
+/// parse error; the rule cannot tell it from a real line.
 pub(super) fn parse(line: &str) -> Result<Option<ProgressEvent>, ParseError> {
     let mut scan = Scan::default();
     for token in Lexer::new(line) {
