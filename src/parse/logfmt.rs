@@ -197,7 +197,7 @@ fn unescape(body: &str) -> Result<Cow<'_, str>, &'static str> {
     }
     let pieces = fold_many0(
         alt((map(is_not("\\"), Piece::Text), escape)),
-        Vec::new,
+        || Vec::with_capacity(body.len()),
         |mut bytes: Vec<u8>, piece| {
             match piece {
                 Piece::Text(text) => bytes.extend_from_slice(text.as_bytes()),
