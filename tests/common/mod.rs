@@ -53,9 +53,15 @@ impl Exporter {
         if command.get_program() == binary().as_os_str() {
             command.stdin(Stdio::null());
         }
-        let mut child = command.spawn().expect("start the exporter");
-        let stderr = child.stderr.take().expect("stderr is piped");
+        let child = command.spawn().expect("start the exporter");
+        // Owned by an `Exporter` from here on, so that a failed start still reaps it.
         let (sender, log) = mpsc::channel();
+        let mut exporter = Exporter {
+            child,
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+        };
+        let stderr = exporter.child.stderr.take().expect("stderr is piped");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if sender.send(line).is_err() {
@@ -66,15 +72,13 @@ impl Exporter {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let line = log
+            let line = exporter
+                .log
                 .recv_timeout(remaining)
                 .expect("the exporter logs its address");
             if let Some(address) = logged_address(&line) {
-                return Exporter {
-                    child,
-                    address,
-                    log,
-                };
+                exporter.address = address;
+                return exporter;
             }
         }
     }
