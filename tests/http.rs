@@ -21,10 +21,19 @@ fn metrics_default_to_the_0_0_4_text_format() {
     let samples = parse_exposition(&response.body);
     let version = env!("CARGO_PKG_VERSION");
     assert_eq!(
-        value(&samples, &format!("containerkit_exporter_build_info{{version=\"{version}\"}}")),
+        value(
+            &samples,
+            &format!("containerkit_exporter_build_info{{version=\"{version}\"}}")
+        ),
         Some(1.0)
     );
-    assert_eq!(value(&samples, "containerkit_exporter_lines_read_total{source=\"stdin\"}"), Some(0.0));
+    assert_eq!(
+        value(
+            &samples,
+            "containerkit_exporter_lines_read_total{source=\"stdin\"}"
+        ),
+        Some(0.0)
+    );
 }
 
 #[test]

@@ -36,11 +36,26 @@ fn appended_lines_show_up_on_metrics() {
 
     let started = exporter
         .wait_for(WAIT, |s| {
-            value(s, &source("containerkit_workflow_status", "status=\"started\"")) == Some(1.0)
+            value(
+                s,
+                &source("containerkit_workflow_status", "status=\"started\""),
+            ) == Some(1.0)
         })
         .expect("the 🚀 line is read");
-    assert_eq!(value(&started, &source("containerkit_workflows_total", "status=\"started\"")), Some(1.0));
-    assert_eq!(value(&started, &source("containerkit_exporter_lines_read_total", "")), Some(2.0));
+    assert_eq!(
+        value(
+            &started,
+            &source("containerkit_workflows_total", "status=\"started\"")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &started,
+            &source("containerkit_exporter_lines_read_total", "")
+        ),
+        Some(2.0)
+    );
 
     // A step in two writes: the first half of the line must wait for the second.
     let line = progress(1, "build_image", "running", "🔄", "");
@@ -49,23 +64,44 @@ fn appended_lines_show_up_on_metrics() {
     file.flush().expect("flush");
     std::thread::sleep(Duration::from_millis(300));
     file.write_all(tail.as_bytes()).expect("write");
-    file.write_all(progress(1, "build_image", "completed", "✅", " duration=1m47.302118455s").as_bytes())
-        .expect("write");
     file.write_all(
-        progress(4, "workflow_complete", "completed", "🎉", " duration=3m1.5s image_ref=app:1")
-            .as_bytes(),
+        progress(
+            1,
+            "build_image",
+            "completed",
+            "✅",
+            " duration=1m47.302118455s",
+        )
+        .as_bytes(),
+    )
+    .expect("write");
+    file.write_all(
+        progress(
+            4,
+            "workflow_complete",
+            "completed",
+            "🎉",
+            " duration=3m1.5s image_ref=app:1",
+        )
+        .as_bytes(),
     )
     .expect("write");
 
     let done = exporter
         .wait_for(WAIT, |s| {
-            value(s, &source("containerkit_workflows_total", "status=\"completed\"")) == Some(1.0)
+            value(
+                s,
+                &source("containerkit_workflows_total", "status=\"completed\""),
+            ) == Some(1.0)
         })
         .expect("the 🎉 line is read");
     let steps = |status: &str| {
         value(
             &done,
-            &source("containerkit_steps_total", &format!("step_name=\"build_image\",status=\"{status}\"")),
+            &source(
+                "containerkit_steps_total",
+                &format!("step_name=\"build_image\",status=\"{status}\""),
+            ),
         )
     };
     assert_eq!(steps("running"), Some(1.0));
@@ -81,25 +117,61 @@ fn appended_lines_show_up_on_metrics() {
         Some(107.302118455)
     );
     assert_eq!(
-        value(&done, &source("containerkit_workflow_duration_seconds_sum", "status=\"completed\"")),
+        value(
+            &done,
+            &source(
+                "containerkit_workflow_duration_seconds_sum",
+                "status=\"completed\""
+            )
+        ),
         Some(181.5)
     );
-    assert_eq!(value(&done, &source("containerkit_workflow_status", "status=\"completed\"")), Some(1.0));
-    assert_eq!(value(&done, &source("containerkit_workflow_status", "status=\"running\"")), Some(0.0));
     assert_eq!(
-        value(&done, &source("containerkit_workflow_progress", "step=\"4\",total=\"4\"")),
+        value(
+            &done,
+            &source("containerkit_workflow_status", "status=\"completed\"")
+        ),
+        Some(1.0)
+    );
+    assert_eq!(
+        value(
+            &done,
+            &source("containerkit_workflow_status", "status=\"running\"")
+        ),
+        Some(0.0)
+    );
+    assert_eq!(
+        value(
+            &done,
+            &source("containerkit_workflow_progress", "step=\"4\",total=\"4\"")
+        ),
         Some(100.0)
     );
     assert_eq!(
-        value(&done, &source("containerkit_workflow_progress", "step=\"1\",total=\"4\"")),
+        value(
+            &done,
+            &source("containerkit_workflow_progress", "step=\"1\",total=\"4\"")
+        ),
         None,
         "the old progress series is removed"
     );
-    assert_eq!(value(&done, &source("containerkit_exporter_progress_events_total", "")), Some(4.0));
-    assert_eq!(value(&done, &source("containerkit_exporter_lines_read_total", "")), Some(5.0));
+    assert_eq!(
+        value(
+            &done,
+            &source("containerkit_exporter_progress_events_total", "")
+        ),
+        Some(4.0)
+    );
+    assert_eq!(
+        value(&done, &source("containerkit_exporter_lines_read_total", "")),
+        Some(5.0)
+    );
     // 2025-07-11T20:14:04-04:00
     assert_eq!(
-        value(&done, &source("containerkit_workflow_last_event_timestamp_seconds", "")),
+        value(
+            &done,
+            &source("containerkit_workflow_last_event_timestamp_seconds", "")
+        ),
         Some(1_752_279_244.0)
     );
 }

@@ -356,21 +356,3 @@ mod tests {
         );
     }
 }
-
-/// Placeholder until the parser branch lands.
-pub mod duration {
-    pub fn parse_go_duration(text: &str) -> Option<i64> {
-        let (number, scale) = if let Some(n) = text.strip_suffix("ms") {
-            (n, 1_000_000)
-        } else if let Some(n) = text.strip_suffix('s') {
-            (n, 1_000_000_000)
-        } else {
-            return None;
-        };
-        number.parse::<i64>().ok().map(|n| n * scale)
-    }
-
-    pub fn format_go_duration(d: std::time::Duration) -> String {
-        format!("{}s", d.as_secs_f64())
-    }
-}

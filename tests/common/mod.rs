@@ -53,9 +53,15 @@ impl Exporter {
         if command.get_program() == binary().as_os_str() {
             command.stdin(Stdio::null());
         }
-        let mut child = command.spawn().expect("start the exporter");
-        let stderr = child.stderr.take().expect("stderr is piped");
+        let child = command.spawn().expect("start the exporter");
+        // Owned by an `Exporter` from here on, so that a failed start still reaps it.
         let (sender, log) = mpsc::channel();
+        let mut exporter = Exporter {
+            child,
+            address: SocketAddr::from(([127, 0, 0, 1], 0)),
+            log,
+        };
+        let stderr = exporter.child.stderr.take().expect("stderr is piped");
         std::thread::spawn(move || {
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if sender.send(line).is_err() {
@@ -66,13 +72,13 @@ impl Exporter {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let remaining = deadline.saturating_duration_since(Instant::now());
-            let line = log.recv_timeout(remaining).expect("the exporter logs its address");
+            let line = exporter
+                .log
+                .recv_timeout(remaining)
+                .expect("the exporter logs its address");
             if let Some(address) = logged_address(&line) {
-                return Exporter {
-                    child,
-                    address,
-                    log,
-                };
+                exporter.address = address;
+                return exporter;
             }
         }
     }
@@ -130,10 +136,17 @@ impl Response {
 /// A plain HTTP/1.1 GET with `Connection: close`.
 pub fn http_get(address: SocketAddr, path: &str, accept: Option<&str>) -> Response {
     let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(5)).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-    let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: {address}\r\n{accept}Connection: close\r\n\r\n")
-        .expect("send request");
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let accept = accept
+        .map(|a| format!("Accept: {a}\r\n"))
+        .unwrap_or_default();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {address}\r\n{accept}Connection: close\r\n\r\n"
+    )
+    .expect("send request");
     let mut raw = Vec::new();
     stream.read_to_end(&mut raw).expect("read response");
     let text = String::from_utf8(raw).expect("UTF-8 response");
@@ -161,7 +174,10 @@ pub type Samples = BTreeMap<String, f64>;
 /// Parses exposition text (0.0.4 or OpenMetrics) into samples.
 pub fn parse_exposition(text: &str) -> Samples {
     let mut samples = Samples::new();
-    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
+    for line in text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
         let (series, value) = line.rsplit_once(' ').expect("sample has a value");
         let value: f64 = match value {
             "+Inf" => f64::INFINITY,
