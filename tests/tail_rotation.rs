@@ -221,7 +221,7 @@ fn glob_picks_up_new_matches_and_never_reads_a_rotated_file_twice() {
     let total = |h: &Harness| {
         ["app.log", "app.log.1", "app.log.2"]
             .iter()
-            .map(|name| lines_read(&h.metrics, &h.source(name)))
+            .map(|name| events(&h.metrics, &h.source(name)))
             .sum::<u64>()
     };
 

@@ -182,33 +182,14 @@ pub fn open_errors(metrics: &Metrics, source: &str) -> u64 {
         .get()
 }
 
-/// Whether the parser is in (the parser branch replaces a stub that finds nothing).
-fn parser_is_live() -> bool {
-    containerkit_exporter::parse::parse_line(line(0).trim_end())
-        .ok()
-        .flatten()
-        .is_some()
-}
-
 /// Asserts that exactly `expected` lines were read from `source`, each a PROGRESS event
 /// counted once: as events, and as running steps.
 #[track_caller]
 pub fn assert_counted(metrics: &Metrics, source: &str, expected: u64) {
-    assert_eq!(
-        lines_read(metrics, source),
-        expected,
-        "lines read from {source}"
-    );
-    if parser_is_live() {
-        assert_eq!(
-            events(metrics, source),
-            expected,
-            "PROGRESS events of {source}"
-        );
-        assert_eq!(
-            steps_running(metrics, source),
-            expected,
-            "running steps of {source}"
-        );
-    }
+    let read = lines_read(metrics, source);
+    assert_eq!(read, expected, "lines read from {source}");
+    let counted = events(metrics, source);
+    assert_eq!(counted, expected, "PROGRESS events of {source}");
+    let running = steps_running(metrics, source);
+    assert_eq!(running, expected, "running steps of {source}");
 }
