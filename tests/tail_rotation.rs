@@ -338,3 +338,43 @@ fn drop_file_capabilities_of_this_thread() {
         );
     }
 }
+
+/// Found by the property test: a half line, its file deleted and closed, and a new file
+/// that took the freed inode and starts with the same bytes. The new file must be read
+/// from its start, not from where the deleted one stopped.
+#[test]
+fn regression_deleted_file_inode_reused_by_a_file_with_the_same_first_bytes() {
+    let mut h = Harness::new(&["app.log*"]);
+    let log = h.path("app.log");
+    let source = h.source("app.log");
+    let first = line(0);
+    append(&log, &first[..first.len() / 2]);
+    h.poll();
+    fs::remove_file(&log).unwrap();
+    h.advance(h.config.linger);
+    append(&log, &lines(1, 2));
+    h.poll();
+    assert_events(&h.metrics, &source, 1);
+}
+
+/// Found by the property test: a rotated file closed while it still had a name, then
+/// deleted by the next rotation, its inode reused by the new file at the path. Where the
+/// file system keeps birth times they tell the files apart; the hashes alone cannot when
+/// the old file was shorter than the head window and the new one begins with its bytes.
+#[test]
+fn regression_rotated_then_deleted_file_inode_reused_at_the_path() {
+    let mut h = Harness::new(&["app.log"]);
+    let (log, old) = (h.path("app.log"), h.path("app.log.1"));
+    let source = h.source("app.log");
+    let first = line(0);
+    append(&log, &first[..first.len() / 2]);
+    h.poll();
+    rename(&log, &old);
+    h.advance(h.config.linger);
+    append(&log, &lines(1, 3));
+    h.poll();
+    rename(&log, &old);
+    append(&log, &lines(3, 7));
+    h.poll();
+    assert_events(&h.metrics, &source, 6);
+}

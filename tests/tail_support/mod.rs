@@ -193,3 +193,13 @@ pub fn assert_counted(metrics: &Metrics, source: &str, expected: u64) {
     let running = steps_running(metrics, source);
     assert_eq!(running, expected, "running steps of {source}");
 }
+
+/// Like `assert_counted`, for a source that also had a broken line (a half line flushed
+/// at a rotation): it is a line read, and not an event.
+#[track_caller]
+pub fn assert_events(metrics: &Metrics, source: &str, expected: u64) {
+    let counted = events(metrics, source);
+    assert_eq!(counted, expected, "PROGRESS events of {source}");
+    let running = steps_running(metrics, source);
+    assert_eq!(running, expected, "running steps of {source}");
+}

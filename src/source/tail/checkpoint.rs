@@ -108,6 +108,7 @@ mod tests {
             key: FileKey {
                 device: 1,
                 inode: 2,
+                born: Some(3),
             },
             head: Fingerprint { len: 3, hash: 4 },
             offset: 5,

@@ -526,8 +526,13 @@ fn kind_labels(source: &Arc<str>, kind: &'static str) -> KindLabels {
 
 /// Closes a file and tells the ledger how far it was processed.
 fn release(cx: &mut StepContext<'_>, reading: Reading, flushed: bool) {
-    if let Ok(record) = reading.file.record_at(flushed) {
-        cx.ledger.release(record, cx.now);
+    // A deleted file cannot turn up under another name; remembering it could only ever
+    // match a file that reuses its inode.
+    let deleted = reading.file.metadata().is_ok_and(|m| m.nlink() == 0);
+    match reading.file.record_at(flushed) {
+        Ok(_) if deleted => cx.ledger.forget(reading.file.key),
+        Ok(record) => cx.ledger.release(record, cx.now),
+        Err(_) => cx.ledger.forget(reading.file.key),
     }
 }
 

@@ -18,18 +18,30 @@ pub const HEAD_BYTES: usize = 1024;
 /// How many bytes before the read offset the window hash covers.
 pub const WINDOW_BYTES: usize = 1024;
 
-/// The device and inode of a file.
+/// The device and inode of a file, and its birth time where the file system keeps one.
+///
+/// A reused inode gets a new birth time, which settles what the hashes alone cannot: a new
+/// file whose first bytes equal the old file's (a short file, a fixed banner).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct FileKey {
     pub device: u64,
     pub inode: u64,
+    /// Nanoseconds since the Unix epoch; absent where `statx` gives no birth time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub born: Option<u64>,
 }
 
 impl FileKey {
     pub fn of(metadata: &Metadata) -> FileKey {
+        let born = metadata
+            .created()
+            .ok()
+            .and_then(|time| time.duration_since(std::time::UNIX_EPOCH).ok())
+            .and_then(|since| u64::try_from(since.as_nanos()).ok());
         FileKey {
             device: metadata.dev(),
             inode: metadata.ino(),
+            born,
         }
     }
 }
