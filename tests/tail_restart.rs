@@ -189,7 +189,7 @@ fn glob_restart_does_not_read_rotated_files_again() {
 }
 
 #[test]
-fn tail_stops_on_the_token_and_writes_its_checkpoint() {
+fn tail_wakes_on_notifications_and_stops_on_the_token_writing_its_checkpoint() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("app.log");
     let checkpoint = dir.path().join("checkpoint.json");
@@ -199,6 +199,8 @@ fn tail_stops_on_the_token_and_writes_its_checkpoint() {
     let mut config =
         containerkit_exporter::source::tail::TailConfig::new(metrics.clone(), readiness.clone());
     config.checkpoint_file = Some(checkpoint.clone());
+    // Only the first cycle comes from the timer: later lines must arrive by notification.
+    config.poll_interval = std::time::Duration::from_secs(3600);
     let source = log.display().to_string();
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -212,17 +214,22 @@ fn tail_stops_on_the_token_and_writes_its_checkpoint() {
         config,
         shutdown.clone(),
     ));
-    // The real loop: a notification (or the one-second check) wakes it.
+    // The real loop: the first cycle runs at once.
     let waited = std::time::Instant::now();
     while lines_read(&metrics, &source) < 3 && waited.elapsed().as_secs() < 10 {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert!(readiness.is_ready());
     append(&log, &lines(3, 4));
+    let notified = std::time::Instant::now();
     while lines_read(&metrics, &source) < 4 && waited.elapsed().as_secs() < 10 {
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
     assert_counted(&metrics, &source, 4);
+    assert!(
+        notified.elapsed().as_secs() < 10,
+        "woken by the notification"
+    );
 
     let stopping = std::time::Instant::now();
     shutdown.cancel();

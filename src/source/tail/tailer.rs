@@ -193,7 +193,14 @@ impl Tailer {
 
     /// What a checkpoint written now would hold.
     pub fn checkpoint(&self) -> Checkpoint {
-        let sources = self.followers.iter().filter_map(Follower::saved).collect();
+        // JSON holds text: a path that is not UTF-8 is left out rather than failing the
+        // whole checkpoint (its file is read from its start after a restart).
+        let sources = self
+            .followers
+            .iter()
+            .filter_map(Follower::saved)
+            .filter(|saved| saved.path.to_str().is_some())
+            .collect();
         let mut files: Vec<_> = self.ledger.released_records().collect();
         for follower in &self.followers {
             files.extend(follower.held_records());
