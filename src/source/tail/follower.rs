@@ -20,7 +20,7 @@
 use std::fs;
 use std::io;
 use std::os::unix::fs::MetadataExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +31,7 @@ use crate::metrics::{KindLabels, Metrics, SourceLabels};
 use crate::recorder::Recorder;
 
 use super::checkpoint::SavedSource;
-use super::identity::{FileKey, FileRecord, Stale};
+use super::identity::{FileKey, FileRecord};
 use super::ledger::Ledger;
 use super::open_file::{Change, OpenFile};
 
@@ -63,11 +63,11 @@ pub enum Start {
 }
 
 /// A file being read, with when it last gave bytes.
-struct Reading {
-    file: OpenFile,
-    quiet_since: Instant,
+pub(super) struct Reading {
+    pub(super) file: OpenFile,
+    pub(super) quiet_since: Instant,
     /// For a rotated file: its held partial line was flushed already.
-    flushed: bool,
+    pub(super) flushed: bool,
 }
 
 pub struct Follower {
@@ -75,12 +75,12 @@ pub struct Follower {
     pub from_glob: bool,
     source: Arc<str>,
     metrics: Arc<Metrics>,
-    recorder: Recorder,
+    pub(super) recorder: Recorder,
     current: Option<Reading>,
     /// The symlink target the path had when the current file was opened.
     link_target: Option<PathBuf>,
-    retired: Vec<Reading>,
-    start: Start,
+    pub(super) retired: Vec<Reading>,
+    pub(super) start: Start,
     failures: u32,
     retry_at: Option<Instant>,
     /// Readiness to report at the first open; taken when reported.
@@ -360,82 +360,6 @@ impl Follower {
         self.report_ready();
     }
 
-    /// Where to begin in a newly opened file: a valid checkpoint entry, else where an
-    /// earlier reading stopped, else the start (or the end for `--tail.from=end`).
-    fn start_offset(&mut self, cx: &mut StepContext<'_>, file: &OpenFile) -> io::Result<u64> {
-        match std::mem::replace(&mut self.start, Start::Beginning) {
-            Start::Saved(saved) => match file.check_record(&saved.file)? {
-                Ok(()) => {
-                    tracing::info!(path = %self.path.display(), offset = saved.file.offset, "resuming from the checkpoint");
-                    self.recorder.restore(saved.workflow);
-                    return Ok(saved.file.offset);
-                }
-                Err(stale) => warn_stale(&self.path, stale),
-            },
-            Start::End => {
-                if cx.ledger.released(file.key).is_none() {
-                    return file.last_line_end();
-                }
-            }
-            Start::Beginning => {}
-        }
-        if let Some(record) = cx.ledger.released(file.key) {
-            match file.check_record(&record)? {
-                Ok(()) => return Ok(record.offset),
-                Err(_) => cx.ledger.forget(file.key),
-            }
-        }
-        Ok(0)
-    }
-
-    /// With a checkpoint whose file is no longer at the path (it was rotated while the
-    /// exporter was down), looks for it beside the path under a rotated name and drains
-    /// what it has past the saved offset before the new file is read.
-    fn find_saved_file(&mut self, cx: &mut StepContext<'_>) {
-        let Start::Saved(saved) = &self.start else {
-            return;
-        };
-        if fs::metadata(&self.path).is_ok_and(|m| FileKey::of(&m) == saved.file.key) {
-            return;
-        }
-        let saved = match std::mem::replace(&mut self.start, Start::Beginning) {
-            Start::Saved(saved) => saved,
-            other => return self.start = other,
-        };
-        let found = rotated_sibling(&self.path, saved.file.key).and_then(|path| {
-            OpenFile::open(&path, 0, cx.max_line_bytes)
-                .ok()
-                .map(|f| (path, f))
-        });
-        let Some((old_path, mut file)) = found else {
-            tracing::warn!(
-                path = %self.path.display(),
-                "the checkpointed file was replaced while the exporter was down and is not \
-                 beside it under a rotated name; its unread lines are lost, the new file is read \
-                 from its start"
-            );
-            return;
-        };
-        match file.check_record(&saved.file) {
-            Ok(Ok(()))
-                if !cx.ledger.is_held(file.key) && file.position(saved.file.offset).is_ok() =>
-            {
-                tracing::info!(path = %self.path.display(), rotated = %old_path.display(), "draining the checkpointed file under its rotated name");
-                self.recorder.restore(saved.workflow);
-                if let Ok(record) = file.record_at(false) {
-                    cx.ledger.hold(record, cx.now);
-                }
-                self.retired.push(Reading {
-                    file,
-                    quiet_since: cx.now,
-                    flushed: false,
-                });
-            }
-            Ok(Err(stale)) => warn_stale(&self.path, stale),
-            _ => {}
-        }
-    }
-
     fn read_current(&mut self, cx: &mut StepContext<'_>, budget: usize) -> bool {
         let Some(current) = self.current.as_mut() else {
             return false;
@@ -534,33 +458,4 @@ fn release(cx: &mut StepContext<'_>, reading: Reading, flushed: bool) {
         Ok(record) => cx.ledger.release(record, cx.now),
         Err(_) => cx.ledger.forget(reading.file.key),
     }
-}
-
-fn warn_stale(path: &Path, stale: Stale) {
-    tracing::warn!(
-        path = %path.display(),
-        reason = stale.as_str(),
-        "checkpoint does not match the file; reading it from its start"
-    );
-}
-
-/// A file beside `path` whose name begins with the path's file name (`app.log.1`,
-/// `app.log-20250712`) and whose identity is `key`.
-fn rotated_sibling(path: &Path, key: FileKey) -> Option<PathBuf> {
-    let name = path.file_name()?.to_str()?.to_owned();
-    let parent = match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => parent,
-        _ => Path::new("."),
-    };
-    fs::read_dir(parent)
-        .ok()?
-        .filter_map(Result::ok)
-        .filter(|entry| {
-            entry
-                .file_name()
-                .to_str()
-                .is_some_and(|n| n.starts_with(&name) && n != name)
-        })
-        .map(|entry| entry.path())
-        .find(|candidate| fs::metadata(candidate).is_ok_and(|m| FileKey::of(&m) == key))
 }

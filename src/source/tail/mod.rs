@@ -8,7 +8,8 @@
 //! - `watch`: `notify` watches on directories, turned into wake-ups;
 //! - `tailer`: every follower, glob expansion, the ledger and the checkpoint; tests drive it
 //!   with `Tailer::poll_once` instead of waiting;
-//! - `follower`: one path through rotations; `open_file`: one open file and its checks;
+//! - `follower`: one path through rotations; `resume`: where it begins in a file it opens;
+//!   `open_file`: one open file and its checks;
 //! - `identity`: (device, inode) and the hashes that tell files apart; `ledger`: files read,
 //!   by identity; `checkpoint`: the saved positions.
 //!
@@ -23,6 +24,7 @@ pub mod follower;
 pub mod identity;
 pub mod ledger;
 pub mod open_file;
+mod resume;
 pub mod tailer;
 pub mod watch;
 

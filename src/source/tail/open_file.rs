@@ -95,16 +95,6 @@ impl OpenFile {
         self.framer_base + self.framer.consumed_bytes()
     }
 
-    /// Whether a partial line or a skipped overlong line is held.
-    pub fn holds_partial(&self) -> bool {
-        self.framer.pending_bytes() > 0 || self.framer.is_skipping()
-    }
-
-    /// The record to save: position just past the last complete line.
-    pub fn record(&self) -> io::Result<FileRecord> {
-        FileRecord::take(&self.file, self.key, self.head, self.consumed())
-    }
-
     /// Compares the file with what was read of it. `metadata` is the file's own (`fstat`).
     pub fn check(&mut self, metadata: &Metadata) -> io::Result<Change> {
         let size = metadata.len();
