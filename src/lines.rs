@@ -146,7 +146,11 @@ impl LineFramer {
 /// `String::from_utf8_lossy` does. Borrows when there is nothing to change.
 pub fn clean(raw: &[u8]) -> Cow<'_, str> {
     if memchr::memchr(ESC, raw).is_none() {
-        return String::from_utf8_lossy(raw);
+        // Valid UTF-8 is the rule; the strict check is faster than the lossy one.
+        return match std::str::from_utf8(raw) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
     }
     let mut kept = Vec::with_capacity(raw.len());
     let mut rest = raw;
