@@ -39,7 +39,9 @@ ENDPOINT_FIELDS = {"port", "path", "scheme", "interval", "scrapeTimeout", "honor
                    "honorTimestamps", "relabelings", "metricRelabelings", "params"}
 RELABEL_FIELDS = {"action", "sourceLabels", "separator", "targetLabel", "regex", "modulus",
                   "replacement"}
-DURATION = re.compile(r"^(0|([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?)$")
+DURATION = re.compile(
+    r"^(0|([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?)$"
+)
 UNIT_SECONDS = {"y": 31536000, "w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1, "ms": 0.001}
 
 
