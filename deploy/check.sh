@@ -35,6 +35,7 @@ UNIT_EXPOSURE_MAX=20
 passed=0
 failed=0
 skipped=0
+last_status=0
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -66,16 +67,26 @@ require() {
 }
 
 # check NAME COMMAND...: runs the command, prints ok or FAIL with its output indented.
+# The command runs in a subshell with errexit on (outside any `if`, where bash would ignore
+# it), so a failing step inside a check function fails the check.
 check() {
-    local name=$1 out
+    local name=$1 out status
     shift
-    if out=$("$@" 2>&1); then
+    set +e
+    out=$(
+        set -e
+        "$@" 2>&1
+    )
+    status=$?
+    set -e
+    last_status=$status
+    if ((status == 0)); then
         passed=$((passed + 1))
         printf 'ok    %s\n' "$name"
     else
         failed=$((failed + 1))
-        printf 'FAIL  %s\n' "$name"
-        printf '%s\n' "$out" | sed 's/^/      /'
+        printf 'FAIL  %s (exit status %d)\n' "$name" "$status"
+        [[ -z $out ]] || printf '%s\n' "$out" | sed 's/^/      /'
     fi
 }
 
@@ -164,7 +175,7 @@ check_query_syntax() {
 
 if require "panel_queries.py" python3 python3-yaml jq; then
     check "panel_queries.py lists every dashboard and rule query" check_query_list
-    if [[ -s $tmp/queries.jsonl ]] && require "dashboard PromQL" promtool; then
+    if ((last_status == 0)) && require "dashboard PromQL" promtool; then
         check "promtool parses every dashboard query" check_query_syntax
     fi
 fi
@@ -197,7 +208,7 @@ for dir in "${kustomize_dirs[@]}"; do
     if require "kustomize $dir" kubectl; then
         check "kubectl kustomize $dir" kubectl kustomize "$dir" -o "$rendered"
     fi
-    [[ -s $rendered ]] || continue
+    ((last_status == 0)) && [[ -s $rendered ]] || continue
     if require "kubernetes-validate $dir" kubernetes-validate; then
         check "kubernetes-validate --strict $dir (k8s $KUBE_MIN_VERSION and latest)" \
             validate_core "$rendered"
