@@ -39,7 +39,10 @@ fn tool_available(program: &str, args: &[&str]) -> bool {
             std::env::var("CI").as_deref() != Ok("true"),
             "`{program}` is required under CI"
         );
-        eprintln!("`{program} {}` failed: skipping the Prometheus end-to-end test", args.join(" "));
+        eprintln!(
+            "`{program} {}` failed: skipping the Prometheus end-to-end test",
+            args.join(" ")
+        );
     }
     found
 }
@@ -78,7 +81,10 @@ fn start_prometheus(dir: &Path, targets: &[SocketAddr]) -> Prometheus {
     let address = SocketAddr::from(([127, 0, 0, 1], free_port()));
     let child = Command::new("prometheus")
         .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
         .arg(format!("--web.listen-address={address}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -106,8 +112,15 @@ fn get(address: SocketAddr, path: &str) -> (u16, String) {
     if stream.read_to_string(&mut raw).is_err() {
         return (0, String::new());
     }
-    let status = raw.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    let status = raw
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let body = raw
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_owned())
+        .unwrap_or_default();
     (status, body)
 }
 
@@ -124,8 +137,10 @@ fn percent_encode(text: &str) -> String {
 
 /// The result vector of an instant query.
 fn query(prometheus: &Prometheus, expr: &str) -> Vec<serde_json::Value> {
-    let (status, body) =
-        get(prometheus.address, &format!("/api/v1/query?query={}", percent_encode(expr)));
+    let (status, body) = get(
+        prometheus.address,
+        &format!("/api/v1/query?query={}", percent_encode(expr)),
+    );
     assert_eq!(status, 200, "query {expr}: {body}");
     let answer: serde_json::Value = serde_json::from_str(&body).expect("JSON answer");
     assert_eq!(answer["status"], "success", "{expr}: {body}");
@@ -149,7 +164,11 @@ fn write_half(dir: &Path, second: bool) {
         let bytes = std::fs::read(crate_dir().join("fixtures").join(fixture)).expect("fixture");
         let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
         let half = lines.len() / 2;
-        let part = if second { &lines[half..] } else { &lines[..half] };
+        let part = if second {
+            &lines[half..]
+        } else {
+            &lines[..half]
+        };
         let mut file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -168,7 +187,11 @@ fn panel_queries() -> Vec<serde_json::Value> {
         .current_dir(crate_dir())
         .output()
         .expect("run deploy/panel_queries.py");
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     String::from_utf8(output.stdout)
         .expect("UTF-8")
         .lines()
@@ -195,7 +218,11 @@ fn every_panel_query_returns_data_and_the_failure_alert_fires() {
     // Two scrapes of the first halves, then the second halves, then a few more scrapes so
     // that every rate has moved.
     wait_until("the first scrapes", Duration::from_secs(60), || {
-        query(&prometheus, "count_over_time(up{job=\"containerkit-exporter\"}[1m]) >= 2").len()
+        query(
+            &prometheus,
+            "count_over_time(up{job=\"containerkit-exporter\"}[1m]) >= 2",
+        )
+        .len()
             == 1
     });
     write_half(&logs, true);
@@ -224,7 +251,11 @@ fn every_panel_query_returns_data_and_the_failure_alert_fires() {
         }
     }
     assert!(checked >= 30, "only {checked} queries were checked");
-    assert!(empty.is_empty(), "queries without data:\n{}", empty.join("\n"));
+    assert!(
+        empty.is_empty(),
+        "queries without data:\n{}",
+        empty.join("\n")
+    );
 
     let alert = format!(
         "ALERTS{{alertname=\"ContainerKitWorkflowFailed\",alertstate=\"firing\",source=\"{failure_source}\"}}"
@@ -233,8 +264,10 @@ fn every_panel_query_returns_data_and_the_failure_alert_fires() {
         !query(&prometheus, &alert).is_empty()
     });
     let success_source = logs.join("success.log").display().to_string();
-    let no_alert = format!(
-        "ALERTS{{alertname=\"ContainerKitWorkflowFailed\",source=\"{success_source}\"}}"
+    let no_alert =
+        format!("ALERTS{{alertname=\"ContainerKitWorkflowFailed\",source=\"{success_source}\"}}");
+    assert!(
+        query(&prometheus, &no_alert).is_empty(),
+        "the successful workflow raised an alert"
     );
-    assert!(query(&prometheus, &no_alert).is_empty(), "the successful workflow raised an alert");
 }
