@@ -38,6 +38,9 @@ pub struct LineFramer {
     /// Bytes through the last `\n` framed.
     consumed: u64,
     leading_nul_bytes: u64,
+    /// A line began with NUL bytes that were dropped before it was held: it is a line even
+    /// if nothing else of it comes before the end of input.
+    nul_line_started: bool,
 }
 
 impl LineFramer {
@@ -49,6 +52,7 @@ impl LineFramer {
             pushed: 0,
             consumed: 0,
             leading_nul_bytes: 0,
+            nul_line_started: false,
         }
     }
 
@@ -58,6 +62,7 @@ impl LineFramer {
         while let Some(newline) = memchr::memchr(b'\n', bytes) {
             let (head, rest) = (&bytes[..newline], &bytes[newline + 1..]);
             self.consumed = self.pushed + (chunk.len() - rest.len()) as u64;
+            self.nul_line_started = false;
             if self.skipping {
                 self.skipping = false;
                 sink(Frame::Overlong);
@@ -88,6 +93,7 @@ impl LineFramer {
         if self.partial.is_empty() {
             let nuls = bytes.iter().take_while(|&&b| b == 0).count();
             self.leading_nul_bytes += nuls as u64;
+            self.nul_line_started |= nuls > 0;
             bytes = &bytes[nuls..];
         }
         if self.partial.len() + bytes.len() > self.max_line_bytes {
@@ -100,10 +106,11 @@ impl LineFramer {
 
     /// Flushes a last line that has no `\n`, at the end of input.
     pub fn finish(&mut self, sink: &mut impl FnMut(Frame<'_>)) {
+        let nul_line_started = std::mem::take(&mut self.nul_line_started);
         if self.skipping {
             self.skipping = false;
             sink(Frame::Overlong);
-        } else if !self.partial.is_empty() {
+        } else if !self.partial.is_empty() || nul_line_started {
             let line = std::mem::take(&mut self.partial);
             self.emit(&line, sink);
         }
@@ -134,6 +141,7 @@ impl LineFramer {
     pub fn reset(&mut self) {
         self.partial.clear();
         self.skipping = false;
+        self.nul_line_started = false;
     }
 
     fn emit(&mut self, line: &[u8], sink: &mut impl FnMut(Frame<'_>)) {
@@ -154,7 +162,11 @@ impl LineFramer {
 /// `String::from_utf8_lossy` does. Borrows when there is nothing to change.
 pub fn clean(raw: &[u8]) -> Cow<'_, str> {
     if memchr::memchr(ESC, raw).is_none() {
-        return String::from_utf8_lossy(raw);
+        // Valid UTF-8 is the rule; the strict check is faster than the lossy one.
+        return match std::str::from_utf8(raw) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
     }
     let mut kept = Vec::with_capacity(raw.len());
     let mut rest = raw;
@@ -316,5 +328,55 @@ mod tests {
     fn clean_replaces_invalid_utf8() {
         assert_eq!(clean(b"a\xffb"), "a\u{fffd}b");
         assert_eq!(clean(b"\x1b[0ma\xffb"), "a\u{fffd}b");
+    }
+    /// What framing must give, computed the plain way on the whole input at once.
+    fn reference(input: &[u8], max: usize) -> Vec<String> {
+        let mut lines: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+        if lines.last().is_some_and(|last| last.is_empty()) {
+            lines.pop();
+        }
+        lines
+            .into_iter()
+            .map(|line| {
+                // A leading NUL run is skipped before the length is judged: a copytruncate
+                // hole can be far longer than any line.
+                let start = line.iter().take_while(|&&b| b == 0).count();
+                let line = &line[start..];
+                if line.len() > max {
+                    return "<overlong>".to_owned();
+                }
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                String::from_utf8_lossy(line).into_owned()
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_split_of_any_bytes_frames_like_the_reference(
+            input in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b'\n', b'\r', 0u8, 0x1b, 0xff, b'P']),
+                0..300,
+            ),
+            cuts in proptest::collection::vec(0usize..300, 0..8),
+            max in 1usize..40,
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(input.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut start = 0;
+            for cut in cuts {
+                chunks.push(&input[start..cut]);
+                start = cut;
+            }
+            chunks.push(&input[start..]);
+            proptest::prop_assert_eq!(frame_all(max, &chunks), reference(&input, max));
+        }
+
+        #[test]
+        fn clean_never_panics_and_leaves_no_csi(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let text = clean(&raw);
+            proptest::prop_assert!(!text.contains(char::from(ESC)), "escape left in {:?}", text);
+        }
     }
 }

@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::time::Duration;
+
 use common::{Exporter, http_get, parse_exposition, value};
 
 const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,\
@@ -27,13 +29,9 @@ fn metrics_default_to_the_0_0_4_text_format() {
         ),
         Some(1.0)
     );
-    assert_eq!(
-        value(
-            &samples,
-            "containerkit_exporter_lines_read_total{source=\"stdin\"}"
-        ),
-        Some(0.0)
-    );
+    let stdin_lines = "containerkit_exporter_lines_read_total{source=\"stdin\"}";
+    let read = exporter.wait_for(Duration::from_secs(10), |s| value(s, stdin_lines).is_some());
+    assert_eq!(read.map(|s| value(&s, stdin_lines)), Ok(Some(0.0)));
 }
 
 #[test]

@@ -195,7 +195,7 @@ fn tail_wakes_on_notifications_and_stops_on_the_token_writing_its_checkpoint() {
     let checkpoint = dir.path().join("checkpoint.json");
     append(&log, &lines(0, 3));
     let metrics = Arc::new(containerkit_exporter::metrics::Metrics::new(200));
-    let readiness = Arc::new(containerkit_exporter::http::Readiness::default());
+    let readiness = Arc::new(containerkit_exporter::http::Readiness::waiting_for(1));
     let mut config =
         containerkit_exporter::source::tail::TailConfig::new(metrics.clone(), readiness.clone());
     config.checkpoint_file = Some(checkpoint.clone());

@@ -37,8 +37,9 @@ pub struct Tailer {
 }
 
 impl Tailer {
-    /// A tailer for `patterns`; reads the checkpoint when one is configured. Each pattern is
-    /// a source `/readyz` waits for: a path until its file is open, a glob until expanded.
+    /// A tailer for `patterns`; reads the checkpoint when one is configured. `config.readiness`
+    /// must wait for one source per pattern: a path is ready once its file is open, a glob
+    /// once it has been expanded.
     pub fn new(patterns: Vec<String>, config: TailConfig) -> Tailer {
         let mut ledger = Ledger::default();
         let mut saved = HashMap::new();
@@ -56,9 +57,6 @@ impl Tailer {
                     "ignoring the checkpoint; files are read as without one"
                 ),
             }
-        }
-        for _ in &patterns {
-            config.readiness.add_source();
         }
         Tailer {
             patterns: patterns
