@@ -97,9 +97,14 @@ pub async fn tail(patterns: Vec<String>, config: TailConfig, shutdown: Cancellat
     let watch = Watch::new(waker.clone());
     let tailer = Tailer::new(patterns, config);
     let token = shutdown.clone();
+    // Dropped when the thread ends, by returning or by a panic: either way this side hears it.
+    let (alive, ended) = tokio::sync::oneshot::channel::<()>();
     let thread = std::thread::Builder::new()
         .name("tail".to_owned())
-        .spawn(move || run(tailer, watch, &wakes, &rescan, &token));
+        .spawn(move || {
+            let _alive = alive;
+            run(tailer, watch, &wakes, &rescan, &token);
+        });
     let thread = match thread {
         Ok(thread) => thread,
         Err(error) => {
@@ -108,11 +113,24 @@ pub async fn tail(patterns: Vec<String>, config: TailConfig, shutdown: Cancellat
         }
     };
 
-    shutdown.cancelled().await;
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        _ = ended => {
+            // Serving metrics that no longer move would hide the fault: stop the exporter,
+            // so that its supervisor restarts it (from the checkpoint, when there is one).
+            tracing::error!("the tail thread stopped unexpectedly; stopping the exporter");
+            shutdown.cancel();
+        }
+    }
     waker.wake(false);
     let joined = tokio::task::spawn_blocking(move || thread.join());
-    if tokio::time::timeout(SHUTDOWN_WAIT, joined).await.is_err() {
-        tracing::error!(wait = ?SHUTDOWN_WAIT, "the tail thread did not stop in time; exiting without it");
+    match tokio::time::timeout(SHUTDOWN_WAIT, joined).await {
+        Ok(Ok(Ok(()))) => {}
+        Ok(_) => tracing::error!("the tail thread panicked"),
+        Err(_) => tracing::error!(
+            wait = ?SHUTDOWN_WAIT,
+            "the tail thread did not stop in time; exiting without it"
+        ),
     }
 }
 
