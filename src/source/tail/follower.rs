@@ -190,6 +190,16 @@ impl Follower {
         self.current.is_none() && self.retired.is_empty() && fs::metadata(&self.path).is_err()
     }
 
+    /// Removes the per-file gauges of a follower that is dropped (its glob match is gone);
+    /// its counters stay, as counters must.
+    pub fn remove_gauges(&self) {
+        let labels = SourceLabels {
+            source: self.source.clone(),
+        };
+        self.metrics.file_offset.remove(&labels);
+        self.metrics.file_size.remove(&labels);
+    }
+
     /// Files this follower holds open.
     pub fn files_open(&self) -> usize {
         usize::from(self.current.is_some()) + self.retired.len()

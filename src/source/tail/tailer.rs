@@ -115,6 +115,7 @@ impl Tailer {
             let gone = follower.from_glob && follower.is_idle();
             if gone {
                 followed.remove(&follower.path);
+                follower.remove_gauges();
             }
             !gone
         });
