@@ -37,7 +37,8 @@ pub struct CommonFlags {
         env = "CONTAINERKIT_EXPORTER_WEB_LISTEN_ADDRESS",
         default_value = DEFAULT_LISTEN_ADDRESS,
         global = true,
-        value_name = "ADDRESS"
+        value_name = "ADDRESS",
+        value_parser = parse_listen_address
     )]
     pub listen_address: String,
 
@@ -237,10 +238,22 @@ fn parse_max_line_bytes(text: &str) -> Result<usize, String> {
 }
 
 fn parse_telemetry_path(text: &str) -> Result<String, String> {
-    if !text.starts_with('/') || text == "/" {
-        return Err("must start with / and not be / itself".to_owned());
+    if !text.starts_with('/') {
+        return Err("must start with /".to_owned());
+    }
+    if ["/", "/healthz", "/readyz"].contains(&text) {
+        return Err(format!("{text} is taken by the exporter's own page"));
     }
     Ok(text.to_owned())
+}
+
+/// `HOST:PORT` or `:PORT`; the host is resolved when the exporter binds.
+fn parse_listen_address(text: &str) -> Result<String, String> {
+    let port = text.rsplit_once(':').map(|(_, port)| port);
+    match port.map(str::parse::<u16>) {
+        Some(Ok(_)) => Ok(text.to_owned()),
+        _ => Err("expected HOST:PORT or :PORT, such as :9847 or 127.0.0.1:9847".to_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -273,6 +286,21 @@ mod tests {
                 "stdin",
             ],
             &["containerkit-exporter", "--max-line-bytes=0", "stdin"],
+            &[
+                "containerkit-exporter",
+                "--web.telemetry-path=/readyz",
+                "stdin",
+            ],
+            &[
+                "containerkit-exporter",
+                "--web.listen-address=nonsense",
+                "stdin",
+            ],
+            &[
+                "containerkit-exporter",
+                "--web.listen-address=:99999",
+                "stdin",
+            ],
             &["containerkit-exporter", "tail"],
         ] {
             let error = Cli::try_parse_from(args).unwrap_err();

@@ -17,7 +17,7 @@ use tracing_subscriber::util::SubscriberInitExt;
 use containerkit_exporter::cli::{Cli, Command, CommonFlags, LogFormat, ReplayOutput};
 use containerkit_exporter::http::{self, Readiness};
 use containerkit_exporter::metrics::Metrics;
-use containerkit_exporter::source::replay::replay_files;
+use containerkit_exporter::source::replay::{replay_files, sort_series};
 use containerkit_exporter::source::stdin::read_stdin;
 use containerkit_exporter::source::tail::{TailConfig, tail};
 
@@ -28,7 +28,6 @@ fn main() -> ExitCode {
         Ok(code) => code,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = format!("{error:#}"), "exiting");
             let _ = writeln!(io::stderr(), "containerkit-exporter: {error:#}");
             ExitCode::FAILURE
         }
@@ -73,8 +72,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    runtime.block_on(serve(cli.command, flags, metrics))
+    let result = runtime.block_on(serve(cli.command, flags, metrics));
+    // A read of standard input blocks a thread that no signal wakes: do not wait for it.
+    runtime.shutdown_timeout(SHUTDOWN_GRACE);
+    result
 }
+
+/// How long blocked reads may hold up the exit once everything else has stopped.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
 
 fn replay(
     paths: &[std::path::PathBuf],
@@ -92,7 +97,8 @@ fn replay(
     let replayed = replay_files(paths, source_name, metrics, flags.max_line_bytes, events);
     if output == ReplayOutput::Metrics {
         let text = http::encode(metrics, false).context("encoding metrics")?;
-        out.write_all(text.as_bytes()).context("writing metrics")?;
+        out.write_all(sort_series(&text).as_bytes())
+            .context("writing metrics")?;
     }
     out.flush().context("writing output")?;
     replayed?;

@@ -20,8 +20,13 @@ pub const DURATION_BUCKETS_SECONDS: [f64; 19] = [
     1200.0, 1800.0, 3600.0,
 ];
 
-/// The step name that stands for every name past the `--max-step-names` cap.
+/// The step name that stands for every name past the `--max-step-names` cap, and for names
+/// too long to be a label value.
 pub const OVERFLOW_STEP_NAME: &str = "other";
+
+/// Longest step name kept as a label value. Each name is repeated on every histogram bucket
+/// of every scrape, so a runaway name must not reach the exposition.
+pub const MAX_STEP_NAME_BYTES: usize = 128;
 
 /// The workflow states of `containerkit_workflow_status`, in exposition order.
 pub const WORKFLOW_STATES: [&str; 5] = ["started", "running", "completed", "failed", "abandoned"];
@@ -209,7 +214,7 @@ impl Metrics {
         );
         own.register(
             "step_name_overflows",
-            "Step events whose name was recorded as 'other' because --max-step-names was reached",
+            "Step events recorded under the name 'other': past --max-step-names, or a name over 128 bytes",
             metrics.step_name_overflows.clone(),
         );
         own.register(
@@ -269,9 +274,15 @@ impl Metrics {
     }
 
     /// The label value to use for `step_name`: the name itself while fewer than the cap
-    /// are known, `other` after that (each such event counted).
+    /// are known, `other` after that or for a name longer than `MAX_STEP_NAME_BYTES` (each
+    /// such event counted).
     pub fn step_name(&self, name: &str) -> Arc<str> {
-        match self.step_names.intern(name) {
+        let interned = if name.len() <= MAX_STEP_NAME_BYTES {
+            self.step_names.intern(name)
+        } else {
+            None
+        };
+        match interned {
             Some(name) => name,
             None => {
                 self.step_name_overflows.inc();

@@ -229,7 +229,7 @@ impl Recorder {
             Transition::WorkflowStarted => {
                 if previous.is_some_and(Phase::is_open) {
                     series.abandoned.inc();
-                    tracing::info!(source = %self.source, "workflow abandoned by a new start");
+                    tracing::debug!(source = %self.source, "workflow abandoned by a new start");
                 }
                 series.started.inc();
                 self.state.started_at = event.time;

@@ -1,9 +1,8 @@
 //! Golden pairs: replaying each `fixtures/*.log` yields exactly `fixtures/*.metrics` and
 //! `fixtures/*.events.jsonl`.
 //!
-//! Sample order inside a metric family is not fixed by the encoder, so expositions are
-//! compared as sorted lines. `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the
-//! expected files; read every changed value before committing them.
+//! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the expected files; read every
+//! changed value before committing them.
 
 mod common;
 
@@ -56,29 +55,14 @@ fn mask_read_time(exposition: &str, fixture: &str, before: f64, after: f64) -> S
         + "\n"
 }
 
-fn sorted_lines(text: &str) -> Vec<&str> {
-    let mut lines: Vec<&str> = text.lines().collect();
-    lines.sort_unstable();
-    lines
-}
-
-fn check_golden(expected_path: &Path, actual: &str, sort: bool) {
+fn check_golden(expected_path: &Path, actual: &str) {
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(expected_path, actual).expect("write golden file");
         return;
     }
     let expected = std::fs::read_to_string(expected_path)
         .unwrap_or_else(|e| panic!("{}: {e}", expected_path.display()));
-    if sort {
-        assert_eq!(
-            sorted_lines(actual),
-            sorted_lines(&expected),
-            "{}",
-            expected_path.display()
-        );
-    } else {
-        assert_eq!(actual, expected, "{}", expected_path.display());
-    }
+    assert_eq!(actual, expected, "{}", expected_path.display());
 }
 
 #[test]
@@ -91,7 +75,7 @@ fn replayed_metrics_match_the_golden_files() {
             exposition = mask_read_time(&exposition, fixture, before, after);
         }
         let golden = crate_dir().join(format!("fixtures/{fixture}.metrics"));
-        check_golden(&golden, &exposition, true);
+        check_golden(&golden, &exposition);
     }
 }
 
@@ -100,6 +84,6 @@ fn replayed_events_match_the_golden_files() {
     for fixture in FIXTURES {
         let events = replay(&["--output", "events", &format!("fixtures/{fixture}.log")]);
         let golden = crate_dir().join(format!("fixtures/{fixture}.events.jsonl"));
-        check_golden(&golden, &events, false);
+        check_golden(&golden, &events);
     }
 }

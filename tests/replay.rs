@@ -344,3 +344,33 @@ fn bad_usage_exits_with_code_2() {
         assert_eq!(status.code(), Some(2), "{args:?}");
     }
 }
+
+#[test]
+fn a_step_name_too_long_for_a_label_becomes_other() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("long.log");
+    let long = "x".repeat(129);
+    let kept = "y".repeat(128);
+    let line = |name: &str| {
+        format!(
+            "msg=\"✅ PROGRESS\" step=1 total=4 step_name={name} status=completed duration=1s\n"
+        )
+    };
+    std::fs::write(&path, line(&long) + &line(&kept)).expect("write log");
+    let path = path.to_str().expect("UTF-8 path");
+    let s = samples(&["--source-name=long", path]);
+    let step = |name: &str| {
+        value(
+            &s,
+            &format!(
+                "containerkit_steps_total{{source=\"long\",step_name=\"{name}\",status=\"completed\"}}"
+            ),
+        )
+    };
+    assert_eq!(step("other"), Some(1.0));
+    assert_eq!(step(&kept), Some(1.0));
+    assert_eq!(
+        value(&s, "containerkit_exporter_step_name_overflows_total"),
+        Some(1.0)
+    );
+}

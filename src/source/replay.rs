@@ -155,3 +155,46 @@ fn write_event(
     serde_json::to_writer(&mut *out, &PrintedEvent::new(source, line, event))?;
     out.write_all(b"\n")
 }
+
+/// The exposition with each family's series in a fixed order, so that two replays of the
+/// same files print the same text. The encoder keeps series in hash order; this sorts them by
+/// their labels, keeping a histogram's buckets, sum and count together and in order.
+pub fn sort_series(exposition: &str) -> String {
+    let mut out = String::with_capacity(exposition.len());
+    let mut series: Vec<(&str, Vec<&str>)> = Vec::new();
+    let flush = |series: &mut Vec<(&str, Vec<&str>)>, out: &mut String| {
+        series.sort_by(|a, b| a.0.cmp(b.0));
+        for line in series.drain(..).flat_map(|(_, lines)| lines) {
+            out.push_str(line);
+            out.push('\n');
+        }
+    };
+    for line in exposition.lines() {
+        if line.starts_with('#') {
+            // Only a family's HELP, TYPE or UNIT lines follow its last sample.
+            flush(&mut series, &mut out);
+            out.push_str(line);
+            out.push('\n');
+            continue;
+        }
+        let key = series_key(line);
+        match series.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, lines)) => lines.push(line),
+            None => series.push((key, vec![line])),
+        }
+    }
+    flush(&mut series, &mut out);
+    out
+}
+
+/// The labels of a sample line without a trailing `le`, which names a bucket of the series.
+fn series_key(line: &str) -> &str {
+    let (Some(open), Some(close)) = (line.find('{'), line.rfind('}')) else {
+        return "";
+    };
+    let labels = &line[open..close];
+    match labels.rfind("le=\"") {
+        Some(le) if le > 0 => labels[..le].trim_end_matches(','),
+        _ => labels,
+    }
+}
