@@ -127,6 +127,16 @@ impl Recorder {
 
     /// Handles one framed line: parses it and records what it yields.
     pub fn record(&mut self, frame: Frame<'_>) -> Outcome {
+        let outcome = self.read(frame);
+        if let Outcome::Event(event) = &outcome {
+            self.apply(event, SystemTime::now());
+        }
+        outcome
+    }
+
+    /// Counts and parses one framed line, leaving its event (if any) for the caller to
+    /// `apply`, as `run` does to merge events from the child's two output streams.
+    pub fn read(&mut self, frame: Frame<'_>) -> Outcome {
         self.line_number += 1;
         self.lines_read.inc();
         let raw = match frame {
@@ -143,7 +153,7 @@ impl Recorder {
         match parse::parse_line(&clean(raw)) {
             Ok(None) => Outcome::Noise,
             Ok(Some(event)) => {
-                self.apply(&event, SystemTime::now());
+                self.progress_events.inc();
                 Outcome::Event(Box::new(event))
             }
             Err(error) => {
@@ -167,7 +177,6 @@ impl Recorder {
 
     /// Turns one event into metric updates; `read_at` stands in for a missing event time.
     pub fn apply(&mut self, event: &ProgressEvent, read_at: SystemTime) {
-        self.progress_events.inc();
         let metrics = &*self.metrics;
         let previous = self.state.phase;
 
