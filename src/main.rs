@@ -116,7 +116,12 @@ async fn serve(
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<ExitCode> {
     let shutdown = CancellationToken::new();
-    let readiness = Arc::new(Readiness::default());
+    // Known before the server answers, so that /readyz never says ready too early.
+    let sources = match &command {
+        Command::Tail { paths } => paths.len(),
+        Command::Stdin | Command::Run { .. } | Command::Replay { .. } => 1,
+    };
+    let readiness = Arc::new(Readiness::waiting_for(sources));
     let run_mode = matches!(command, Command::Run { .. });
 
     let listener = match bind(&flags.listen_address).await {
@@ -153,7 +158,6 @@ async fn serve(
                 .source_name
                 .clone()
                 .unwrap_or_else(|| "stdin".to_owned());
-            readiness.add_source();
             read_stdin(
                 &source,
                 metrics,

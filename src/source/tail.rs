@@ -50,11 +50,8 @@ pub async fn tail(patterns: Vec<String>, config: TailConfig, shutdown: Cancellat
     let mut followed: HashSet<PathBuf> = HashSet::new();
     let mut first_pass = true;
 
-    // Every pattern counts as one source to wait for; a plain path is ready once open, a
-    // glob once it has been expanded.
-    for _ in &patterns {
-        config.readiness.add_source();
-    }
+    // `config.readiness` waits for one source per pattern: a plain path is ready once open,
+    // a glob once it has been expanded.
 
     loop {
         for pattern in &patterns {

@@ -46,6 +46,7 @@ pub struct RunConfig {
     /// The `source` label; the program's file name when `None`.
     pub source_name: Option<String>,
     pub metrics: Arc<Metrics>,
+    /// Counts this source as one to wait for; `run` marks it open once the child started.
     pub readiness: Arc<Readiness>,
     pub max_line_bytes: usize,
     pub linger: Duration,
@@ -85,7 +86,6 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     };
     // Listen before the child exists, so that no signal meant for it is lost.
     let mut signals = ForwardedSignals::listen().map_err(RunError::Signals)?;
-    config.readiness.add_source();
 
     let spawned = child::spawn(&config.command)?;
     let process = spawned.process;
