@@ -11,7 +11,9 @@ Tools (method "tools/call", params.name):
   echo      answers with params.arguments.text
   workflow  runs a three-step workflow: PROGRESS lines on stderr and, when the request has
             params._meta.progressToken, notifications/progress with Container Kit's step
-            fields in params.metadata; the final line on stderr has no newline
+            fields in params.metadata; the final line on stderr has no newline.
+            params.arguments.channels is "both" (the default), "log" or "mcp": with
+            "mcp" the PROGRESS lines are left out and the 🎉 goes out as a notification
   big       answers with one message of params.arguments.bytes bytes of text
   binary    writes the 256 byte values (twice, without any framing), then answers
   partial   answers without a trailing newline
@@ -75,15 +77,14 @@ STEPS = [
 TOTAL = 3
 
 
-def progress_line(emoji, level, fields):
+def progress_line(emoji, level, fields, time="2025-07-11T20:14:10.357-04:00"):
     pairs = " ".join(f"{key}={value}" for key, value in fields)
     return (
-        f'time=2025-07-11T20:14:10.357-04:00 level={level} msg="{emoji} PROGRESS" '
-        f"component=mcp-server {pairs}"
+        f'time={time} level={level} msg="{emoji} PROGRESS" component=mcp-server {pairs}'
     ).encode()
 
 
-def notify(out, token, step, step_name, status, text):
+def notify(out, token, step, step_name, status, text, **extra):
     percentage = step * 100 // TOTAL
     params = {
         "progressToken": token,
@@ -98,13 +99,18 @@ def notify(out, token, step, step_name, status, text):
             "status": status,
             "step_name": step_name,
             "trace_id": "trace-1",
+            **extra,
         },
     }
     out.write(message({"jsonrpc": "2.0", "method": "notifications/progress", "params": params}))
 
 
-def workflow(out, err, token):
-    """Reports each event on both channels, in changing order, as Container Kit may."""
+def workflow(out, err, token, channels):
+    """Reports each event on the chosen channels, in changing order, as Container Kit may."""
+    if channels == "mcp":
+        err = Stream(open(os.devnull, "wb"), None)
+    if channels == "log":
+        token = None
     err.write(progress_line("🚀", "INFO", [
         ("step", 0), ("total", TOTAL), ("percentage", 0), ("step_name", "workflow_start"),
         ("status", "started"), ("message", '"[0%] Starting containerization workflow"'),
@@ -135,13 +141,17 @@ def workflow(out, err, token):
             "method": "notifications/progress",
             "params": {"progressToken": "tok-2", "progress": 0.5},
         }))
+    if channels == "mcp":
+        notify(out, token, TOTAL, "workflow_complete", "completed", "Containerization complete",
+               duration="3m4.5s")
+        return
     # The last stderr line has no newline: it counts only if the wrapper flushes it.
     err.write(progress_line("🎉", "INFO", [
         ("step", TOTAL), ("total", TOTAL), ("percentage", 100),
         ("step_name", "workflow_complete"), ("status", "completed"),
         ("message", '"[100%] Containerization complete"'), ("duration", "3m4.5s"),
         ("image_ref", "localhost/app:latest"), ("namespace", "default"),
-    ]))
+    ], time="2025-07-11T20:17:14.857-04:00"))
 
 
 def serve(args, out, err):
@@ -175,7 +185,7 @@ def serve(args, out, err):
             out.write(answer(request_id, text_result(arguments.get("text", ""))))
         elif name == "workflow":
             token = (params.get("_meta") or {}).get("progressToken")
-            workflow(out, err, token)
+            workflow(out, err, token, arguments.get("channels", "both"))
             out.write(answer(request_id, text_result("workflow complete")))
         elif name == "big":
             size = int(arguments.get("bytes", 10 * 1024 * 1024))

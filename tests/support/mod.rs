@@ -1,12 +1,12 @@
 //! Drives `containerkit-exporter run -- tests/stand_in_mcp.py` the way an MCP client does:
-//! writes requests to its stdin, collects its stdout and stderr as they come, scrapes its
-//! metrics, signals it. Every wait is bounded by `WAIT` and fails the test when it runs out;
-//! no test asserts how long anything took.
+//! writes requests to its stdin, collects its stdout and stderr as they come, signals it.
+//! (Scraping uses the shared helpers in `common`.) Every wait is bounded by `WAIT` and fails
+//! the test when it runs out; no test asserts how long anything took.
 
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt;
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -208,7 +208,7 @@ impl Wrapped {
     }
 
     /// The metrics address, from our `listening` log line.
-    pub fn metrics_address(&mut self) -> String {
+    pub fn metrics_address(&mut self) -> SocketAddr {
         self.stderr.wait_for("the listening log line", |bytes| {
             String::from_utf8_lossy(bytes)
                 .lines()
@@ -222,7 +222,7 @@ impl Wrapped {
         let address = line
             .split(' ')
             .find_map(|pair| pair.strip_prefix("address="));
-        address.unwrap().to_owned()
+        address.unwrap().parse().unwrap()
     }
 
     /// Sends `signal` to the exporter.
@@ -265,43 +265,4 @@ impl Drop for Wrapped {
 
 pub fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     memchr::memmem::find(haystack, needle)
-}
-
-/// GETs `path` from `address` over a plain HTTP/1.1 connection; returns the body.
-pub fn get(address: &str, path: &str) -> String {
-    let mut stream = TcpStream::connect(address).unwrap();
-    stream.set_read_timeout(Some(WAIT)).unwrap();
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    let (head, body) = response.split_once("\r\n\r\n").unwrap();
-    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
-    body.to_owned()
-}
-
-/// Scrapes the metrics until `ready` holds for the exposition, and returns it.
-pub fn scrape_until(address: &str, what: &str, ready: impl Fn(&str) -> bool) -> String {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let text = get(address, "/metrics");
-        if ready(&text) {
-            return text;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "waited {WAIT:?} for {what}; metrics:\n{text}"
-        );
-        thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// The value of one series in the exposition, as written there.
-pub fn value<'a>(exposition: &'a str, series: &str) -> Option<&'a str> {
-    exposition
-        .lines()
-        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
 }

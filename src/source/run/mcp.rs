@@ -448,4 +448,67 @@ mod tests {
         .unwrap();
         assert_eq!(step_event(&params), None);
     }
+
+    fn params(json: &str) -> Map<String, Value> {
+        serde_json::from_str(json).unwrap()
+    }
+
+    #[test]
+    fn container_kit_step_fields_in_metadata_become_an_event() {
+        let event = step_event(&params(
+            r#"{"progressToken":"a","progress":2,"total":10,"message":"[20%] Generating",
+                "metadata":{"step":2,"total":10,"percentage":20,"message":"Generating",
+                "status":"running","step_name":"generate_dockerfile","trace_id":"t",
+                "started_at":"2025-07-11T20:14:10Z"}}"#,
+        ))
+        .unwrap();
+        assert_eq!((event.step, event.total, event.percentage), (2, 10, 20));
+        assert_eq!(event.step_name, "generate_dockerfile");
+        assert_eq!(event.status, crate::event::Status::Running);
+        assert_eq!(event.message.as_deref(), Some("Generating"));
+        assert_eq!(event.time, None);
+    }
+
+    #[test]
+    fn step_fields_in_meta_or_params_take_step_and_total_from_the_notification() {
+        for json in [
+            r#"{"progressToken":"a","progress":4,"total":8,"_meta":{"step_name":"push_image",
+                "status":"completed","duration":"2.5s"}}"#,
+            r#"{"progressToken":"a","progress":4,"total":8,"step_name":"push_image",
+                "status":"completed","duration":2500000000}"#,
+        ] {
+            let event = step_event(&params(json)).unwrap();
+            assert_eq!(
+                (event.step, event.total, event.percentage),
+                (4, 8, 50),
+                "{json}"
+            );
+            assert_eq!(event.step_name, "push_image");
+            assert_eq!(event.duration, Some(std::time::Duration::from_millis(2500)));
+        }
+    }
+
+    #[test]
+    fn a_progress_line_as_the_message_becomes_an_event() {
+        let event = step_event(&params(
+            r#"{"progressToken":"a","progress":1,"message":"INFO ✅ PROGRESS step=1 total=4 step_name=build_image status=completed duration=3s"}"#,
+        ))
+        .unwrap();
+        assert_eq!((event.step, event.total), (1, 4));
+        assert_eq!(event.duration, Some(std::time::Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn notifications_without_valid_step_fields_carry_no_event() {
+        for json in [
+            r#"{"progressToken":"a","progress":1,"total":3,"message":"Building"}"#,
+            r#"{"progressToken":"a","progress":1,"metadata":{"step":1,"total":3}}"#,
+            r#"{"progressToken":"a","progress":1,"metadata":{"step":1,"total":3,
+                "step_name":"x","status":"sleeping"}}"#,
+            r#"{"progressToken":"a","progress":0.5,"metadata":{"step_name":"x",
+                "status":"running"}}"#,
+        ] {
+            assert_eq!(step_event(&params(json)), None, "{json}");
+        }
+    }
 }

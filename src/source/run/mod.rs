@@ -99,6 +99,8 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         .get_or_create(&labels)
         .set(unix_seconds(SystemTime::now()));
     tracing::info!(source, pid = process.pid(), "child started");
+    // Before any byte passes: a client that got an answer finds the exporter ready.
+    config.readiness.source_opened();
 
     let workflow = Arc::new(MergedWorkflow::new(&source, config.metrics.clone()));
     let counters = Counters {
@@ -124,7 +126,6 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
             return Err(RunError::Threads(error));
         }
     };
-    config.readiness.source_opened();
 
     // While the child runs, every signal is passed on to it.
     let mut exited = spawned.exited;
