@@ -7,6 +7,7 @@
 //! - `passthrough`: the three copies between our standard streams and the child's;
 //! - `stderr_gate`: standard error shared by the child's lines and our own log lines;
 //! - `mcp`: the observer of MCP progress notifications on the child's stdout;
+//! - `tokens`: the bounded set of MCP progress tokens that have series;
 //! - `merge`: one workflow fed by both channels, each event applied once.
 //!
 //! Lifecycle: SIGINT, SIGTERM and SIGHUP are forwarded to the child while it runs. When it
@@ -19,6 +20,7 @@ pub mod mcp;
 pub mod merge;
 pub mod passthrough;
 pub mod stderr_gate;
+pub mod tokens;
 
 use std::ffi::OsString;
 use std::sync::Arc;
@@ -127,14 +129,18 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
         }
     };
 
-    // While the child runs, every signal is passed on to it.
+    // While the child runs, every signal is passed on to it. One that comes when the child
+    // has just exited (reaped, but its exit not seen here yet) is meant for us.
     let mut exited = spawned.exited;
+    let mut stop_requested = false;
     let code = loop {
         tokio::select! {
             code = &mut exited => break code.unwrap_or(1),
             Some(name) = signals.next() => {
                 if process.signal(name.number()) {
                     tracing::info!(signal = name.as_str(), "forwarded signal to the child");
+                } else {
+                    stop_requested = true;
                 }
             }
         }
@@ -149,7 +155,7 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     if !drain(outputs, &mut signals).await {
         return Ok(code);
     }
-    if !config.linger.is_zero() {
+    if !config.linger.is_zero() && !stop_requested {
         tracing::info!(linger = ?config.linger, "serving metrics until the linger ends");
         tokio::select! {
             () = tokio::time::sleep(config.linger) => {}
