@@ -153,6 +153,7 @@ pub enum Command {
     /// Run a command, pass its standard input and output through untouched, serve the
     /// metrics of its standard error and MCP progress, and exit with its exit code.
     Run {
+        /// The command and its arguments, after `--`.
         #[arg(required = true, last = true, value_name = "CMD")]
         command: Vec<OsString>,
     },

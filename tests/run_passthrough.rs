@@ -4,7 +4,10 @@
 
 mod support;
 
+use std::net::TcpListener;
 use std::process::Command;
+use std::thread;
+use std::time::{Duration, Instant};
 
 use serde_json::json;
 use support::{Wrapped, stand_in};
@@ -165,4 +168,56 @@ fn the_stand_in_is_executable_by_itself() {
         .status()
         .unwrap();
     assert_eq!(status.code(), Some(5));
+}
+
+#[test]
+fn a_client_that_stops_reading_breaks_the_childs_stdout() {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_containerkit-exporter"));
+    command
+        .args([
+            "--web.listen-address=127.0.0.1:0",
+            "--run.linger=0s",
+            "run",
+            "--",
+        ])
+        .arg(stand_in());
+    // The client closes its end of our stdout and keeps sending requests: the child's
+    // answers must fail as they would without the wrapper, and the child end.
+    let mut wrapped = Wrapped::spawn_reading(command, false);
+    let deadline = Instant::now() + support::WAIT;
+    let mut id = 0;
+    while wrapped.process.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the child never saw its stdout break"
+        );
+        id += 1;
+        if !wrapped.try_request(id, "initialize", json!({})) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+    }
+    assert_ne!(wrapped.wait_for_exit(), 0);
+}
+
+#[test]
+fn the_child_runs_without_metrics_when_the_address_is_taken() {
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = taken.local_addr().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_containerkit-exporter"));
+    command
+        .arg(format!("--web.listen-address={address}"))
+        .args(["--run.linger=0s", "run", "--"])
+        .arg(stand_in())
+        .args(["--exit-code", "9"]);
+    let mut wrapped = Wrapped::spawn(command);
+    wrapped.request(1, "initialize", json!({}));
+    wrapped.wait_for_response(1, b"}}}\n");
+    wrapped.close_stdin();
+    assert_eq!(wrapped.wait_for_exit(), 9);
+    let stderr = wrapped.stderr.text();
+    assert!(
+        stderr.contains("level=error") && stderr.contains("serving no metrics"),
+        "{stderr}"
+    );
 }

@@ -62,6 +62,17 @@ impl Collected {
         }
     }
 
+    /// A stream that was closed without being read.
+    fn closed(name: &'static str) -> Collected {
+        let (_, chunks) = mpsc::channel();
+        Collected {
+            name,
+            chunks,
+            bytes: Vec::new(),
+            closed: true,
+        }
+    }
+
     /// Waits until `done` holds for the bytes gathered so far (or the stream closes).
     pub fn wait_for(&mut self, what: &str, done: impl Fn(&[u8]) -> bool) {
         let deadline = Instant::now() + WAIT;
@@ -144,7 +155,13 @@ impl Wrapped {
     }
 
     /// Starts the exporter as `command` describes, with all three streams piped.
-    pub fn spawn(mut command: Command) -> Wrapped {
+    pub fn spawn(command: Command) -> Wrapped {
+        Wrapped::spawn_reading(command, true)
+    }
+
+    /// Like `spawn`; with `read_stdout` false, the read end of the exporter's stdout is
+    /// closed at once, as by a client that stopped reading.
+    pub fn spawn_reading(mut command: Command, read_stdout: bool) -> Wrapped {
         // Environment settings of the exporter must not leak in from the test's caller.
         for (name, _) in std::env::vars_os() {
             if name.to_string_lossy().starts_with("CONTAINERKIT_EXPORTER_") {
@@ -158,7 +175,13 @@ impl Wrapped {
             .spawn()
             .unwrap();
         let stdin = process.stdin.take();
-        let stdout = Collected::start("stdout", process.stdout.take().unwrap());
+        let stdout = process.stdout.take().unwrap();
+        let stdout = if read_stdout {
+            Collected::start("stdout", stdout)
+        } else {
+            drop(stdout);
+            Collected::closed("stdout")
+        };
         let stderr = Collected::start("stderr", process.stderr.take().unwrap());
         Wrapped {
             process,
@@ -201,6 +224,17 @@ impl Wrapped {
             .wait_for(&format!("the response to request {id}"), |bytes| {
                 bytes.ends_with(ending) && find(bytes, start.as_bytes()).is_some()
             });
+    }
+
+    /// Sends a request if stdin still takes it; false once the exporter closed it.
+    pub fn try_request(&mut self, id: u64, method: &str, params: Value) -> bool {
+        let request = json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params});
+        let mut line = serde_json::to_vec(&request).unwrap();
+        line.push(b'\n');
+        let Some(stdin) = self.stdin.as_mut() else {
+            return false;
+        };
+        stdin.write_all(&line).and_then(|()| stdin.flush()).is_ok()
     }
 
     pub fn close_stdin(&mut self) {
