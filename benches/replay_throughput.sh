@@ -17,14 +17,15 @@ bytes=$(stat -c %s "$log")
 lines=$(wc -l <"$log")
 cat "$log" >/dev/null # warm the page cache
 
-measure() { # name, command...: prints wall seconds and peak RSS from /usr/bin/time
-  local name=$1
+measure() { # name, command...: wall seconds (bash clock), peak RSS (from /usr/bin/time)
+  local name=$1 start end
   shift
-  /usr/bin/time -f "%e %M" -o "$work/time" "$@" >/dev/null
-  read -r wall rss <"$work/time"
-  awk -v n="$name" -v w="$wall" -v r="$rss" -v b="$bytes" -v l="$lines" 'BEGIN {
-    if (w <= 0) w = 0.01
-    printf "%-10s %7.2f s  %8.1f MB/s  %10.0f lines/s  peak RSS %7.1f MiB\n", n, w, b / w / 1048576, l / w, r / 1024
+  start=$EPOCHREALTIME
+  /usr/bin/time -f "%M" -o "$work/time" "$@" >/dev/null
+  end=$EPOCHREALTIME
+  awk -v n="$name" -v s="$start" -v e="$end" -v r="$(cat "$work/time")" -v b="$bytes" -v l="$lines" 'BEGIN {
+    w = e - s
+    printf "%-8s %7.3f s  %8.1f MB/s  %10.0f lines/s  peak RSS %7.1f MiB\n", n, w, b / w / 1048576, l / w, r / 1024
   }'
 }
 

@@ -146,7 +146,11 @@ impl LineFramer {
 /// `String::from_utf8_lossy` does. Borrows when there is nothing to change.
 pub fn clean(raw: &[u8]) -> Cow<'_, str> {
     if memchr::memchr(ESC, raw).is_none() {
-        return String::from_utf8_lossy(raw);
+        // Valid UTF-8 is the rule; the strict check is faster than the lossy one.
+        return match std::str::from_utf8(raw) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(raw),
+        };
     }
     let mut kept = Vec::with_capacity(raw.len());
     let mut rest = raw;
@@ -296,5 +300,52 @@ mod tests {
     fn clean_replaces_invalid_utf8() {
         assert_eq!(clean(b"a\xffb"), "a\u{fffd}b");
         assert_eq!(clean(b"\x1b[0ma\xffb"), "a\u{fffd}b");
+    }
+    /// What framing must give, computed the plain way on the whole input at once.
+    fn reference(input: &[u8], max: usize) -> Vec<String> {
+        let mut lines: Vec<&[u8]> = input.split(|&b| b == b'\n').collect();
+        if lines.last().is_some_and(|last| last.is_empty()) {
+            lines.pop();
+        }
+        lines
+            .into_iter()
+            .map(|line| {
+                if line.len() > max {
+                    return "<overlong>".to_owned();
+                }
+                let line = line.strip_suffix(b"\r").unwrap_or(line);
+                let start = line.iter().take_while(|&&b| b == 0).count();
+                String::from_utf8_lossy(&line[start..]).into_owned()
+            })
+            .collect()
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_split_of_any_bytes_frames_like_the_reference(
+            input in proptest::collection::vec(
+                proptest::sample::select(vec![b'a', b'\n', b'\r', 0u8, 0x1b, 0xff, b'P']),
+                0..300,
+            ),
+            cuts in proptest::collection::vec(0usize..300, 0..8),
+            max in 1usize..40,
+        ) {
+            let mut cuts: Vec<usize> = cuts.into_iter().map(|c| c.min(input.len())).collect();
+            cuts.sort_unstable();
+            let mut chunks = Vec::new();
+            let mut start = 0;
+            for cut in cuts {
+                chunks.push(&input[start..cut]);
+                start = cut;
+            }
+            chunks.push(&input[start..]);
+            proptest::prop_assert_eq!(frame_all(max, &chunks), reference(&input, max));
+        }
+
+        #[test]
+        fn clean_never_panics_and_leaves_no_csi(raw in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let text = clean(&raw);
+            proptest::prop_assert!(!text.contains(char::from(ESC)), "escape left in {:?}", text);
+        }
     }
 }

@@ -81,7 +81,8 @@ struct BuildLabels {
     version: &'static str,
 }
 
-type FloatGauge = Gauge<f64, AtomicU64>;
+/// A gauge holding a float, such as a Unix time in seconds.
+pub type FloatGauge = Gauge<f64, AtomicU64>;
 
 fn duration_histogram() -> Histogram {
     Histogram::new(DURATION_BUCKETS_SECONDS)

@@ -9,12 +9,13 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, FixedOffset};
 use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use serde::{Deserialize, Serialize};
 
 use crate::event::{ParseError, ProgressEvent, Status, Transition};
 use crate::lines::{Frame, clean};
 use crate::metrics::{
-    Metrics, ProgressLabels, ReasonLabels, SourceLabels, StatusLabels, StepLabels,
+    FloatGauge, Metrics, ProgressLabels, ReasonLabels, SourceLabels, StatusLabels, StepLabels,
     WORKFLOW_OUTCOMES, WORKFLOW_STATES,
 };
 use crate::parse;
@@ -84,6 +85,53 @@ pub struct Recorder {
     parse_errors: [Counter; ParseError::REASONS.len()],
     line_number: u64,
     state: WorkflowState,
+    /// Created at the source's first event: before it, the source has no workflow series.
+    series: Option<WorkflowSeries>,
+}
+
+/// Handles to one source's workflow series whose labels never change, taken once.
+struct WorkflowSeries {
+    /// In the order of `WORKFLOW_STATES`.
+    status: [Gauge; WORKFLOW_STATES.len()],
+    started: Counter,
+    completed: Counter,
+    failed: Counter,
+    abandoned: Counter,
+    last_event: FloatGauge,
+}
+
+impl WorkflowSeries {
+    /// Creates the series, the counters at zero so that they exist before they first move.
+    fn create(metrics: &Metrics, source: &Arc<str>) -> WorkflowSeries {
+        let labels = |status| StatusLabels {
+            source: source.clone(),
+            status,
+        };
+        let [started, completed, failed, abandoned] =
+            WORKFLOW_OUTCOMES.map(|status| metrics.workflows.get_or_create_owned(&labels(status)));
+        WorkflowSeries {
+            status: WORKFLOW_STATES
+                .map(|state| metrics.workflow_status.get_or_create_owned(&labels(state))),
+            started,
+            completed,
+            failed,
+            abandoned,
+            last_event: metrics.last_event.get_or_create_owned(&SourceLabels {
+                source: source.clone(),
+            }),
+        }
+    }
+}
+
+/// Unix seconds of an event: its own time, else the time it was read.
+fn event_seconds(time: Option<DateTime<FixedOffset>>, read_at: SystemTime) -> f64 {
+    match time {
+        Some(time) => time.timestamp_micros() as f64 / 1e6,
+        None => read_at
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map(|since| since.as_secs_f64())
+            .unwrap_or(0.0),
+    }
 }
 
 impl Recorder {
@@ -109,6 +157,7 @@ impl Recorder {
             metrics,
             line_number: 0,
             state: WorkflowState::default(),
+            series: None,
         }
     }
 
@@ -177,26 +226,25 @@ impl Recorder {
 
     /// Turns one event into metric updates; `read_at` stands in for a missing event time.
     pub fn apply(&mut self, event: &ProgressEvent, read_at: SystemTime) {
-        let metrics = &*self.metrics;
         let previous = self.state.phase;
+        if self.series.is_none() {
+            self.series = Some(WorkflowSeries::create(&self.metrics, &self.source));
+        }
+        let Some(series) = &self.series else {
+            return;
+        };
 
         let phase = match event.transition() {
             Transition::WorkflowStarted => {
-                if previous.is_none() {
-                    self.create_workflow_series();
-                }
                 if previous.is_some_and(Phase::is_open) {
-                    self.count_workflow("abandoned");
+                    series.abandoned.inc();
                     tracing::info!(source = %self.source, "workflow abandoned by a new start");
                 }
-                self.count_workflow("started");
+                series.started.inc();
                 self.state.started_at = event.time;
                 Phase::Started
             }
             Transition::StepRunning | Transition::StepCompleted => {
-                if previous.is_none() {
-                    self.create_workflow_series();
-                }
                 if !previous.is_some_and(Phase::is_open) {
                     // The stream began mid-workflow, or a step came after the end: the
                     // workflow runs without a counted start.
@@ -205,10 +253,7 @@ impl Recorder {
                 Phase::Running
             }
             Transition::StepFailed => {
-                if previous.is_none() {
-                    self.create_workflow_series();
-                }
-                self.count_workflow("failed");
+                series.failed.inc();
                 if let (Some(start), Some(end)) = (self.state.started_at, event.time) {
                     let seconds = (end - start).as_seconds_f64();
                     if seconds >= 0.0 {
@@ -219,10 +264,7 @@ impl Recorder {
                 Phase::Failed
             }
             Transition::WorkflowCompleted => {
-                if previous.is_none() {
-                    self.create_workflow_series();
-                }
-                self.count_workflow("completed");
+                series.completed.inc();
                 if let Some(duration) = event.duration {
                     self.observe_workflow("completed", duration.as_secs_f64());
                 }
@@ -239,6 +281,7 @@ impl Recorder {
             Transition::WorkflowStarted | Transition::WorkflowCompleted => None,
         };
         if let Some(status) = step_status {
+            let metrics = &*self.metrics;
             let labels = StepLabels {
                 source: self.source.clone(),
                 step_name: metrics.step_name(&event.step_name),
@@ -255,25 +298,7 @@ impl Recorder {
 
         self.set_phase(phase);
         self.set_progress(event.step, event.total, event.percentage);
-        self.set_last_event(event.time, read_at);
-    }
-
-    /// Creates this source's workflow series at their first event, so that counters exist
-    /// at zero before they first move.
-    fn create_workflow_series(&self) {
-        for status in WORKFLOW_OUTCOMES {
-            let _ = self
-                .metrics
-                .workflows
-                .get_or_create(&self.status_labels(status));
-        }
-    }
-
-    fn count_workflow(&self, status: &'static str) {
-        self.metrics
-            .workflows
-            .get_or_create(&self.status_labels(status))
-            .inc();
+        self.set_last_event(event_seconds(event.time, read_at));
     }
 
     fn observe_workflow(&self, status: &'static str, seconds: f64) {
@@ -285,12 +310,10 @@ impl Recorder {
 
     fn set_phase(&mut self, phase: Phase) {
         self.state.phase = Some(phase);
-        for state in WORKFLOW_STATES {
-            let value = i64::from(state == phase.as_str());
-            self.metrics
-                .workflow_status
-                .get_or_create(&self.status_labels(state))
-                .set(value);
+        if let Some(series) = &self.series {
+            for (state, gauge) in WORKFLOW_STATES.iter().zip(&series.status) {
+                gauge.set(i64::from(*state == phase.as_str()));
+            }
         }
     }
 
@@ -310,21 +333,11 @@ impl Recorder {
             .set(i64::from(percentage));
     }
 
-    fn set_last_event(&mut self, time: Option<DateTime<FixedOffset>>, read_at: SystemTime) {
-        let seconds = match time {
-            Some(time) => time.timestamp_micros() as f64 / 1e6,
-            None => read_at
-                .duration_since(SystemTime::UNIX_EPOCH)
-                .map(|since| since.as_secs_f64())
-                .unwrap_or(0.0),
-        };
+    fn set_last_event(&mut self, seconds: f64) {
         self.state.last_event_seconds = seconds;
-        self.metrics
-            .last_event
-            .get_or_create(&SourceLabels {
-                source: self.source.clone(),
-            })
-            .set(seconds);
+        if let Some(series) = &self.series {
+            series.last_event.set(seconds);
+        }
     }
 
     fn status_labels(&self, status: &'static str) -> StatusLabels {
@@ -347,9 +360,10 @@ impl Recorder {
         let Some(phase) = state.phase else {
             return;
         };
-        self.create_workflow_series();
+        if self.series.is_none() {
+            self.series = Some(WorkflowSeries::create(&self.metrics, &self.source));
+        }
         self.state = WorkflowState {
-            phase: None,
             step: 0,
             total: 0,
             percentage: 0,
@@ -359,11 +373,6 @@ impl Recorder {
         if state.total != 0 {
             self.set_progress(state.step, state.total, state.percentage);
         }
-        self.metrics
-            .last_event
-            .get_or_create(&SourceLabels {
-                source: self.source.clone(),
-            })
-            .set(state.last_event_seconds);
+        self.set_last_event(state.last_event_seconds);
     }
 }

@@ -20,8 +20,6 @@ mod properties;
 mod recognise;
 mod text;
 
-use memchr::memmem;
-
 use crate::event::{ParseError, ProgressEvent};
 
 /// Cheap byte-level check run on every raw line before anything else: false means the line
@@ -47,7 +45,7 @@ pub fn may_be_progress(raw: &[u8]) -> bool {
 /// never writes it that way, and the rule means `may_be_progress` can never hide a line
 /// this function would report.
 pub fn parse_line(line: &str) -> Result<Option<ProgressEvent>, ParseError> {
-    if memmem::find(line.as_bytes(), prefilter::WORD).is_none() {
+    if !prefilter::contains_plain_word(line.as_bytes()) {
         return Ok(None);
     }
     if line.trim_start_matches([' ', '\t']).starts_with('{')

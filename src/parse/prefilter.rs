@@ -4,12 +4,17 @@
 //! escape sequences are removed, contain the word `PROGRESS`? Only lines that could go on
 //! to UTF-8 conversion and the parser proper.
 
-use memchr::memmem;
+use std::sync::LazyLock;
+
+use memchr::memmem::Finder;
 
 /// The word every PROGRESS message contains.
 pub(super) const WORD: &[u8] = super::recognise::WORD.as_bytes();
 
 const ESC: u8 = 0x1b;
+
+/// Built once: building a searcher costs as much as running it on a short line.
+static FINDER: LazyLock<Finder<'static>> = LazyLock::new(|| Finder::new(WORD));
 
 /// True when `raw` contains `PROGRESS`, either as it stands or once ANSI escape sequences
 /// (ESC `[`, parameter bytes, one final byte in 0x40–0x7E) are taken out of it.
@@ -20,10 +25,25 @@ const ESC: u8 = 0x1b;
 /// followed by `[` is skipped by itself. Skipping a byte the reader kept would at worst
 /// let a line through needlessly; keeping one it removed could hide a PROGRESS line.
 pub(super) fn contains_word(raw: &[u8]) -> bool {
-    if memmem::find(raw, WORD).is_some() {
+    if contains_plain_word(raw) {
         return true;
     }
-    memchr::memchr(ESC, raw).is_some() && contains_word_between_escapes(raw)
+    may_split_the_word(raw) && contains_word_between_escapes(raw)
+}
+
+/// True when `raw` contains `PROGRESS` as it stands.
+pub(super) fn contains_plain_word(raw: &[u8]) -> bool {
+    FINDER.find(raw).is_some()
+}
+
+/// Whether an escape sequence could stand inside the word: a match with an ESC in it has a
+/// first such ESC, and the bytes right before that ESC are a non-empty start of the word.
+/// Colour codes in ordinary lines sit between words, so this usually ends the scan.
+fn may_split_the_word(raw: &[u8]) -> bool {
+    memchr::memchr_iter(ESC, raw).any(|esc| {
+        let before = &raw[..esc];
+        (1..WORD.len()).any(|k| before.ends_with(&WORD[..k]))
+    })
 }
 
 /// Matches `PROGRESS` against the bytes that remain after escape sequences are skipped.
