@@ -81,10 +81,7 @@ fn metrics_show_the_workflow_and_mcp_progress_during_the_linger() {
     wrapped.stdout.wait_for_end();
     // The 🎉 is the last stderr line, and the time of its event is written last.
     let samples = scrape_until(address, "the child's exit and its last line", |samples| {
-        value(
-            samples,
-            r#"containerkit_exporter_child_running{source="stand_in_mcp.py"}"#,
-        ) == Some(0.0)
+        value(samples, "containerkit_exporter_child_running") == Some(0.0)
             && value(
                 samples,
                 r#"containerkit_workflow_last_event_timestamp_seconds{source="stand_in_mcp.py"}"#,
@@ -190,18 +187,18 @@ fn metrics_show_the_workflow_and_mcp_progress_during_the_linger() {
                 0.0,
             ),
             // The child and the bytes passed through.
-            ("containerkit_exporter_child_running{SRC}", 0.0),
-            ("containerkit_exporter_child_last_exit_code{SRC}", 3.0),
+            ("containerkit_exporter_child_running", 0.0),
+            ("containerkit_exporter_child_last_exit_code", 3.0),
             (
-                "containerkit_exporter_passthrough_bytes_total{SRC,direction=\"stdin\"}",
+                "containerkit_exporter_passthrough_bytes_total{direction=\"stdin\"}",
                 wrapped.sent.len() as f64,
             ),
             (
-                "containerkit_exporter_passthrough_bytes_total{SRC,direction=\"stdout\"}",
+                "containerkit_exporter_passthrough_bytes_total{direction=\"stdout\"}",
                 stdout_bytes.len() as f64,
             ),
             (
-                "containerkit_exporter_passthrough_bytes_total{SRC,direction=\"stderr\"}",
+                "containerkit_exporter_passthrough_bytes_total{direction=\"stderr\"}",
                 stderr_bytes.len() as f64,
             ),
         ],
@@ -213,10 +210,7 @@ fn metrics_show_the_workflow_and_mcp_progress_during_the_linger() {
         ),
         None
     );
-    let started = value(
-        &samples,
-        r#"containerkit_exporter_child_start_time_seconds{source="stand_in_mcp.py"}"#,
-    );
+    let started = value(&samples, "containerkit_exporter_child_start_time_seconds");
     assert!(
         started.is_some_and(|seconds| seconds > 1.7e9),
         "{started:?}"
@@ -249,22 +243,24 @@ fn source_name_replaces_the_program_name() {
     let address = wrapped.metrics_address();
     wrapped.close_stdin();
     let samples = scrape_until(address, "the child's exit", |samples| {
-        value(
-            samples,
-            r#"containerkit_exporter_child_running{source="ck"}"#,
-        ) == Some(0.0)
+        value(samples, "containerkit_exporter_child_running") == Some(0.0)
     });
+    assert_eq!(
+        value(&samples, "containerkit_exporter_child_last_exit_code"),
+        Some(4.0)
+    );
+    // The stand-in's one stderr line ("ready") is counted under the name given.
     assert_eq!(
         value(
             &samples,
-            r#"containerkit_exporter_child_last_exit_code{source="ck"}"#
+            r#"containerkit_exporter_lines_read_total{source="ck"}"#
         ),
-        Some(4.0)
+        Some(1.0)
     );
     assert_eq!(
         value(
             &samples,
-            r#"containerkit_exporter_passthrough_bytes_total{direction="stdin",source="ck"}"#
+            r#"containerkit_exporter_passthrough_bytes_total{direction="stdin"}"#
         ),
         Some(0.0)
     );
@@ -293,10 +289,7 @@ fn mcp_progress_alone_feeds_the_workflow_metrics() {
     // Our stdout closes after the last MCP message was observed.
     wrapped.stdout.wait_for_end();
     let samples = scrape_until(address, "the child's exit", |samples| {
-        value(
-            samples,
-            r#"containerkit_exporter_child_running{source="stand_in_mcp.py"}"#,
-        ) == Some(0.0)
+        value(samples, "containerkit_exporter_child_running") == Some(0.0)
     });
     assert_values(
         &samples,

@@ -2,7 +2,8 @@
 //! through it, and the MCP progress read from its standard output.
 //!
 //! They are registered with the rest in `Metrics::new`; in other modes no series of them
-//! is ever created, so they do not appear.
+//! is ever created, so they do not appear. One exporter runs one child, so the child and
+//! passthrough metrics have no `source` label; the MCP ones have, like the workflow metrics.
 
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -17,13 +18,13 @@ use crate::metrics::SourceLabels;
 
 type FloatGauge = Gauge<f64, AtomicU64>;
 
-/// The three streams `run` copies, as the `direction` label names them.
-pub const PASSTHROUGH_DIRECTIONS: [&str; 3] = ["stdin", "stdout", "stderr"];
+/// The child's metrics: one child per exporter, no labels.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ChildLabels {}
 
-/// `containerkit_exporter_passthrough_bytes_total`: one source, one stream.
+/// `containerkit_exporter_passthrough_bytes_total`: one of the three streams.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DirectionLabels {
-    pub source: Arc<str>,
     pub direction: &'static str,
 }
 
@@ -37,9 +38,9 @@ pub struct TokenLabels {
 /// Every family of the `run` mode.
 #[derive(Default)]
 pub struct RunMetrics {
-    pub child_running: Family<SourceLabels, Gauge>,
-    pub child_last_exit_code: Family<SourceLabels, Gauge>,
-    pub child_start_time: Family<SourceLabels, FloatGauge>,
+    pub child_running: Family<ChildLabels, Gauge>,
+    pub child_last_exit_code: Family<ChildLabels, Gauge>,
+    pub child_start_time: Family<ChildLabels, FloatGauge>,
     pub passthrough_bytes: Family<DirectionLabels, Counter>,
 
     pub mcp_progress: Family<TokenLabels, FloatGauge>,

@@ -29,8 +29,8 @@ use std::time::{Duration, SystemTime};
 use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::http::Readiness;
-use crate::metrics::run::DirectionLabels;
-use crate::metrics::{Metrics, SourceLabels};
+use crate::metrics::Metrics;
+use crate::metrics::run::{ChildLabels, DirectionLabels};
 
 use child::SpawnError;
 use mcp::McpObserver;
@@ -92,9 +92,7 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
     let spawned = child::spawn(&config.command)?;
     let process = spawned.process;
     let run_metrics = &config.metrics.run;
-    let labels = SourceLabels {
-        source: Arc::from(source.as_str()),
-    };
+    let labels = ChildLabels {};
     run_metrics.child_running.get_or_create(&labels).set(1);
     run_metrics
         .child_start_time
@@ -106,9 +104,9 @@ pub async fn run(config: RunConfig) -> Result<u8, RunError> {
 
     let workflow = Arc::new(MergedWorkflow::new(&source, config.metrics.clone()));
     let counters = Counters {
-        stdin: passthrough_counter(&config.metrics, &labels, "stdin"),
-        stdout: passthrough_counter(&config.metrics, &labels, "stdout"),
-        stderr: passthrough_counter(&config.metrics, &labels, "stderr"),
+        stdin: passthrough_counter(&config.metrics, "stdin"),
+        stdout: passthrough_counter(&config.metrics, "stdout"),
+        stderr: passthrough_counter(&config.metrics, "stderr"),
     };
     let observers = Observers {
         mcp: McpObserver::new(&source, run_metrics, workflow.clone()),
@@ -194,16 +192,12 @@ async fn drain(outputs: Outputs, signals: &mut ForwardedSignals) -> bool {
 
 fn passthrough_counter(
     metrics: &Metrics,
-    labels: &SourceLabels,
     direction: &'static str,
 ) -> prometheus_client::metrics::counter::Counter {
     metrics
         .run
         .passthrough_bytes
-        .get_or_create_owned(&DirectionLabels {
-            source: labels.source.clone(),
-            direction,
-        })
+        .get_or_create_owned(&DirectionLabels { direction })
 }
 
 fn unix_seconds(time: SystemTime) -> f64 {
