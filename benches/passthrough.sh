@@ -61,3 +61,9 @@ for case in stdout stdin stderr; do
   printf "%-7s %11s / %-11s %11s / %-11s %16s\n" "$case" "$d_best" "$d_median" "$w_best" \
     "$w_median" "$ratio"
 done
+# The wrapper puts one more process and pipe between the child and the reader; a plain
+# `cat` in the same place (the stdin case's direct run) is what that costs at the least.
+read -r _ _ hop_time < <(summary "$work/stdin.direct" "$(stat -c %s "$stream")")
+read -r _ _ wrapped_time < <(summary "$work/stdout.wrapped" "$(stat -c %s "$stream")")
+awk -v h="$hop_time" -v w="$wrapped_time" \
+  'BEGIN { printf "stdout wrapped / a plain cat in its place (best): %.0f%%\n", 100 * h / w }'
