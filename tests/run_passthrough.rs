@@ -221,3 +221,26 @@ fn the_child_runs_without_metrics_when_the_address_is_taken() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_child_that_stops_reading_breaks_the_clients_stdin() {
+    let mut wrapped = Wrapped::start(&["--run.linger=0s"], &[]);
+    wrapped.call(1, "deaf", json!({}));
+    wrapped.wait_for_response(1, RESPONSE_END);
+    // The child closed its stdin: what the client writes next must fail, as it would
+    // without the wrapper, while the child still runs. (At this pace the requests of a
+    // whole `WAIT` fit in a pipe's buffer, so a write never blocks the test.)
+    let deadline = Instant::now() + support::WAIT;
+    let mut id = 1;
+    loop {
+        assert!(Instant::now() < deadline, "stdin never broke");
+        id += 1;
+        if !wrapped.try_request(id, "initialize", json!({})) {
+            break;
+        }
+        thread::sleep(Duration::from_millis(100));
+    }
+    assert!(wrapped.process.try_wait().unwrap().is_none());
+    wrapped.signal(libc::SIGTERM);
+    assert_eq!(wrapped.wait_for_exit(), 128 + libc::SIGTERM);
+}

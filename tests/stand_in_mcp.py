@@ -17,6 +17,7 @@ Tools (method "tools/call", params.name):
   big       answers with one message of params.arguments.bytes bytes of text
   binary    writes the 256 byte values (twice, without any framing), then answers
   partial   answers without a trailing newline
+  deaf      answers, closes its stdin and waits (at most a minute) for a signal
 
 Options:
   --exit-code N         exit with N when stdin closes (default 0)
@@ -32,6 +33,7 @@ import json
 import os
 import signal
 import sys
+import time
 
 
 class Stream:
@@ -197,6 +199,11 @@ def serve(args, out, err):
             out.write(answer(request_id, text_result("binary sent")))
         elif name == "partial":
             out.write(answer(request_id, text_result("no newline after me")).rstrip(b"\n"))
+        elif name == "deaf":
+            out.write(answer(request_id, text_result("not reading any more")))
+            os.close(0)
+            time.sleep(60)
+            return
         else:
             out.write(message({
                 "jsonrpc": "2.0", "id": request_id,
