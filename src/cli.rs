@@ -3,6 +3,7 @@
 //! Every flag has a `CONTAINERKIT_EXPORTER_*` environment variable and may stand before or
 //! after the subcommand. `main` parses this and hands the parts to the sources and the server.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -13,6 +14,10 @@ use crate::parse::duration::parse_go_duration;
 
 /// The default address: port 9847 on every interface.
 pub const DEFAULT_LISTEN_ADDRESS: &str = ":9847";
+
+/// The default of `--run.linger`: long enough for a scrape that was about to happen, short
+/// enough not to hold up an MCP client that waits for the server to exit.
+pub const DEFAULT_RUN_LINGER: &str = "5s";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -145,6 +150,17 @@ pub struct CommonFlags {
         value_parser = parse_positive_duration
     )]
     pub checkpoint_interval: Duration,
+
+    /// How long `run` keeps serving metrics after the command exited; a signal ends the wait.
+    #[arg(
+        long = "run.linger",
+        env = "CONTAINERKIT_EXPORTER_RUN_LINGER",
+        default_value = DEFAULT_RUN_LINGER,
+        global = true,
+        value_name = "DURATION",
+        value_parser = parse_duration
+    )]
+    pub run_linger: Duration,
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +172,13 @@ pub enum Command {
     },
     /// Read standard input and serve its metrics.
     Stdin,
+    /// Run a command, pass its standard input and output through untouched, serve the
+    /// metrics of its standard error and MCP progress, and exit with its exit code.
+    Run {
+        /// The command and its arguments, after `--`.
+        #[arg(required = true, last = true, value_name = "CMD")]
+        command: Vec<OsString>,
+    },
     /// Read files once, print what they yield, and exit.
     Replay {
         #[arg(required = true, value_name = "PATH")]
@@ -274,6 +297,37 @@ mod tests {
         assert_eq!(cli.common.listen_address, "127.0.0.1:1");
         assert_eq!(cli.common.poll_interval, Duration::from_millis(250));
         assert!(matches!(cli.command, Command::Tail { ref paths } if paths == &["a.log"]));
+    }
+
+    #[test]
+    fn run_takes_the_command_after_a_double_dash() {
+        let cli = Cli::try_parse_from([
+            "containerkit-exporter",
+            "run",
+            "--run.linger=0s",
+            "--",
+            "container-kit-mcp",
+            "--log-level",
+            "debug",
+        ])
+        .unwrap();
+        assert_eq!(cli.common.run_linger, Duration::ZERO);
+        let Command::Run { command } = cli.command else {
+            panic!("not the run subcommand");
+        };
+        assert_eq!(command, ["container-kit-mcp", "--log-level", "debug"]);
+    }
+
+    #[test]
+    fn run_without_a_command_is_a_usage_error() {
+        for args in [
+            &["containerkit-exporter", "run"][..],
+            &["containerkit-exporter", "run", "--"],
+            &["containerkit-exporter", "run", "sleep"],
+        ] {
+            let error = Cli::try_parse_from(args).unwrap_err();
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@ use anyhow::Context;
 use clap::Parser;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
@@ -18,35 +19,41 @@ use containerkit_exporter::cli::{Cli, Command, CommonFlags, LogFormat, ReplayOut
 use containerkit_exporter::http::{self, Readiness};
 use containerkit_exporter::metrics::Metrics;
 use containerkit_exporter::source::replay::{replay_files, sort_series};
+use containerkit_exporter::source::run::stderr_gate::GateMakeWriter;
+use containerkit_exporter::source::run::{self, RunConfig, RunError};
 use containerkit_exporter::source::stdin::read_stdin;
 use containerkit_exporter::source::tail::{TailConfig, tail};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.common);
+    init_logging(&cli.common, matches!(cli.command, Command::Run { .. }));
     match run(cli) {
         Ok(code) => code,
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {
+            let run_error = error.downcast_ref::<RunError>();
             let _ = writeln!(io::stderr(), "containerkit-exporter: {error:#}");
-            ExitCode::FAILURE
+            ExitCode::from(run_error.map_or(1, RunError::exit_code))
         }
     }
 }
 
-fn init_logging(flags: &CommonFlags) {
+/// Sets up our log lines on standard error. In `run` mode standard error also carries the
+/// child's stderr, so our lines go through the gate that keeps them out of the child's.
+fn init_logging(flags: &CommonFlags, run_mode: bool) {
     let filter = flags.log_level.as_filter();
     let registry = tracing_subscriber::registry().with(filter);
+    let writer = if run_mode {
+        BoxMakeWriter::new(GateMakeWriter)
+    } else {
+        BoxMakeWriter::new(io::stderr)
+    };
     match flags.log_format {
         LogFormat::Logfmt => registry
-            .with(tracing_logfmt::builder().layer().with_writer(io::stderr))
+            .with(tracing_logfmt::builder().layer().with_writer(writer))
             .init(),
         LogFormat::Json => registry
-            .with(
-                tracing_subscriber::fmt::layer()
-                    .json()
-                    .with_writer(io::stderr),
-            )
+            .with(tracing_subscriber::fmt::layer().json().with_writer(writer))
             .init(),
     }
 }
@@ -115,24 +122,38 @@ async fn serve(
     // Known before the server answers, so that /readyz never says ready too early.
     let sources = match &command {
         Command::Tail { paths } => paths.len(),
-        Command::Stdin | Command::Replay { .. } => 1,
+        Command::Stdin | Command::Run { .. } | Command::Replay { .. } => 1,
     };
     let readiness = Arc::new(Readiness::waiting_for(sources));
+    let run_mode = matches!(command, Command::Run { .. });
 
-    let listener = bind(&flags.listen_address).await?;
-    let address = listener
-        .local_addr()
-        .context("reading the listening address")?;
-    tracing::info!(address = %address, path = %flags.telemetry_path, "listening");
-    let router = http::router(metrics.clone(), readiness.clone(), &flags.telemetry_path);
-    let server_shutdown = shutdown.clone();
-    let server = tokio::spawn(async move {
-        axum::serve(listener, router)
-            .with_graceful_shutdown(server_shutdown.cancelled_owned())
-            .await
-    });
+    let listener = match bind(&flags.listen_address).await {
+        Ok(listener) => Some(listener),
+        // A wrapper must not break the tool it wraps: the child runs, without metrics.
+        Err(error) if run_mode => {
+            tracing::error!(error = format!("{error:#}"), "serving no metrics");
+            None
+        }
+        Err(error) => return Err(error),
+    };
+    let mut server = None;
+    if let Some(listener) = listener {
+        let address = listener
+            .local_addr()
+            .context("reading the listening address")?;
+        tracing::info!(address = %address, path = %flags.telemetry_path, "listening");
+        let router = http::router(metrics.clone(), readiness.clone(), &flags.telemetry_path);
+        let server_shutdown = shutdown.clone();
+        server = Some(tokio::spawn(async move {
+            axum::serve(listener, router)
+                .with_graceful_shutdown(server_shutdown.cancelled_owned())
+                .await
+        }));
+    }
 
-    let signals = tokio::spawn(cancel_on_signal(shutdown.clone()));
+    // `run` forwards these signals to its child instead of stopping.
+    let signals = (!run_mode).then(|| tokio::spawn(cancel_on_signal(shutdown.clone())));
+    let mut exit = ExitCode::SUCCESS;
 
     match command {
         Command::Stdin => {
@@ -162,12 +183,30 @@ async fn serve(
             };
             tail(paths, config, shutdown.clone()).await;
         }
+        Command::Run { command } => {
+            let config = RunConfig {
+                command,
+                source_name: flags.source_name.clone(),
+                metrics,
+                readiness,
+                max_line_bytes: flags.max_line_bytes,
+                linger: flags.run_linger,
+            };
+            let code = run::run(config).await;
+            shutdown.cancel();
+            exit = ExitCode::from(code?);
+        }
         Command::Replay { .. } => unreachable!("replay is handled before the runtime starts"),
     }
 
-    signals.abort();
+    if let Some(signals) = signals {
+        signals.abort();
+    }
+    let Some(server) = server else {
+        return Ok(exit);
+    };
     match server.await {
-        Ok(Ok(())) => Ok(ExitCode::SUCCESS),
+        Ok(Ok(())) => Ok(exit),
         Ok(Err(error)) => Err(anyhow::Error::new(error).context("serving HTTP")),
         Err(error) => Err(anyhow::Error::new(error).context("HTTP server task")),
     }

@@ -14,6 +14,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
 
+pub mod run;
+
+use run::RunMetrics;
+
 /// Upper bounds of the duration histograms, in seconds: a millisecond to an hour.
 pub const DURATION_BUCKETS_SECONDS: [f64; 19] = [
     0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0,
@@ -115,6 +119,9 @@ pub struct Metrics {
     pub file_size: Family<SourceLabels, Gauge>,
     pub leading_nul_bytes: Family<SourceLabels, Counter>,
 
+    /// The families of the `run` mode.
+    pub run: RunMetrics,
+
     step_names: StepNames,
 }
 
@@ -144,6 +151,7 @@ impl Metrics {
             file_offset: Family::default(),
             file_size: Family::default(),
             leading_nul_bytes: Family::default(),
+            run: RunMetrics::default(),
             step_names: StepNames::new(max_step_names),
         };
 
@@ -266,6 +274,7 @@ impl Metrics {
             "Version of containerkit-exporter; the value is always 1",
             build_info,
         );
+        metrics.run.register(&mut registry);
 
         Metrics {
             registry,

@@ -176,6 +176,16 @@ impl Recorder {
 
     /// Handles one framed line: parses it and records what it yields.
     pub fn record(&mut self, frame: Frame<'_>) -> Outcome {
+        let outcome = self.read(frame);
+        if let Outcome::Event(event) = &outcome {
+            self.apply(event, SystemTime::now());
+        }
+        outcome
+    }
+
+    /// Counts and parses one framed line, leaving its event (if any) for the caller to
+    /// `apply`, as `run` does to merge events from the child's two output streams.
+    pub fn read(&mut self, frame: Frame<'_>) -> Outcome {
         self.line_number += 1;
         self.lines_read.inc();
         let raw = match frame {
@@ -192,7 +202,7 @@ impl Recorder {
         match parse::parse_line(&clean(raw)) {
             Ok(None) => Outcome::Noise,
             Ok(Some(event)) => {
-                self.apply(&event, SystemTime::now());
+                self.progress_events.inc();
                 Outcome::Event(Box::new(event))
             }
             Err(error) => {
@@ -216,7 +226,6 @@ impl Recorder {
 
     /// Turns one event into metric updates; `read_at` stands in for a missing event time.
     pub fn apply(&mut self, event: &ProgressEvent, read_at: SystemTime) {
-        self.progress_events.inc();
         let previous = self.state.phase;
         if self.series.is_none() {
             self.series = Some(WorkflowSeries::create(&self.metrics, &self.source));
