@@ -87,12 +87,14 @@ fn appended_lines_show_up_on_metrics() {
     )
     .expect("write");
 
+    // The last-event time is written last when an event is applied: once it shows the 🎉's
+    // time, the whole event is visible.
     let done = exporter
         .wait_for(WAIT, |s| {
             value(
                 s,
-                &source("containerkit_workflows_total", "status=\"completed\""),
-            ) == Some(1.0)
+                &source("containerkit_workflow_last_event_timestamp_seconds", ""),
+            ) == Some(1_752_279_244.0)
         })
         .expect("the 🎉 line is read");
     let steps = |status: &str| {

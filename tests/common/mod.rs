@@ -43,14 +43,25 @@ impl Exporter {
         Exporter::start_with(Command::new(binary()), args)
     }
 
-    pub fn start_with(mut command: Command, args: &[&str]) -> Exporter {
+    pub fn start_with(command: Command, args: &[&str]) -> Exporter {
+        Exporter::start_configured(command, args, false)
+    }
+
+    /// Like `start`, with the exporter's standard input a pipe held in `child.stdin`.
+    pub fn start_with_stdin(args: &[&str]) -> Exporter {
+        let mut command = Command::new(binary());
+        command.stdin(Stdio::piped());
+        Exporter::start_configured(command, args, true)
+    }
+
+    fn start_configured(mut command: Command, args: &[&str], keep_stdin: bool) -> Exporter {
         command
             .arg("--web.listen-address=127.0.0.1:0")
             .args(args)
             .current_dir(crate_dir())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        if command.get_program() == binary().as_os_str() {
+        if command.get_program() == binary().as_os_str() && !keep_stdin {
             command.stdin(Stdio::null());
         }
         let child = command.spawn().expect("start the exporter");
