@@ -177,3 +177,36 @@ fn appended_lines_show_up_on_metrics() {
         Some(1_752_279_244.0)
     );
 }
+
+/// Regression: opening a FIFO blocked the tailer until a writer came, so SIGTERM never
+/// stopped the exporter. A path that is no regular file is now an open error, retried.
+#[test]
+fn a_fifo_in_place_of_the_log_neither_blocks_nor_hides_shutdown() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let fifo = dir.path().join("fifo.log");
+    let c_path = std::ffi::CString::new(fifo.to_str().expect("UTF-8 path")).expect("no NUL");
+    // SAFETY: a valid NUL-terminated path; mkfifo only creates a file system entry.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    let fifo_arg = fifo.to_str().expect("UTF-8 path").to_owned();
+    let mut exporter = Exporter::start(&["--tail.poll-interval=100ms", "tail", &fifo_arg]);
+    let errors = format!("containerkit_exporter_open_errors_total{{source=\"{fifo_arg}\"}}");
+    exporter
+        .wait_for(WAIT, |s| value(s, &errors).is_some_and(|n| n >= 1.0))
+        .expect("the FIFO is counted as an open error");
+
+    let pid = i32::try_from(exporter.child.id()).expect("pid fits");
+    // SAFETY: sends SIGTERM to the child this test started and has not reaped.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = std::time::Instant::now() + WAIT;
+    let status = loop {
+        if let Some(status) = exporter.child.try_wait().expect("wait") {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(status.code(), Some(0));
+}

@@ -63,7 +63,14 @@ pub struct OpenFile {
 
 impl OpenFile {
     /// Opens `path` and positions it at `offset` (clamped to the file's size).
+    /// Only regular files are opened: opening a FIFO would block the tailer's thread until a
+    /// writer came, and a directory or device is no log.
     pub fn open(path: &Path, offset: u64, max_line_bytes: usize) -> io::Result<OpenFile> {
+        if !std::fs::metadata(path)?.is_file() {
+            return Err(io::Error::other(
+                "not a regular file (a directory, FIFO, socket or device)",
+            ));
+        }
         let file = File::open(path)?;
         let metadata = file.metadata()?;
         let head = head_of(&file, metadata.len())?;
