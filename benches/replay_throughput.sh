@@ -21,7 +21,8 @@ measure() { # name, command...: wall seconds (bash clock), peak RSS (from /usr/b
   local name=$1 start end
   shift
   start=$EPOCHREALTIME
-  /usr/bin/time -f "%M" -o "$work/time" "$@" >/dev/null
+  # Output goes to a file: GNU grep stops at the first match when it writes to /dev/null.
+  /usr/bin/time -f "%M" -o "$work/time" "$@" >"$work/out"
   end=$EPOCHREALTIME
   awk -v n="$name" -v s="$start" -v e="$end" -v r="$(cat "$work/time")" -v b="$bytes" -v l="$lines" 'BEGIN {
     w = e - s
