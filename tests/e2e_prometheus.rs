@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Exporter, crate_dir};
+use common::{Exporter, crate_dir, tool_available};
 
 /// The fixtures written into the followed directory, in two halves.
 const FIXTURES: [&str; 7] = [
@@ -26,26 +26,6 @@ const FIXTURES: [&str; 7] = [
     "mid_workflow.log",
     "malformed.log",
 ];
-
-fn tool_available(program: &str, args: &[&str]) -> bool {
-    let found = Command::new(program)
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "`{program}` is required under CI"
-        );
-        eprintln!(
-            "`{program} {}` failed: skipping the Prometheus end-to-end test",
-            args.join(" ")
-        );
-    }
-    found
-}
 
 /// Prometheus, stopped when dropped.
 struct Prometheus {

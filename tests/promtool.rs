@@ -8,24 +8,11 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use common::replay;
+use common::{replay, tool_available};
 
 /// Whether promtool can be run; fails the test under CI when it cannot.
 fn promtool_available() -> bool {
-    let found = Command::new("promtool")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "promtool is required under CI: install Debian's prometheus package"
-        );
-        eprintln!("promtool not found: install Debian's prometheus package to run this check");
-    }
-    found
+    tool_available("promtool", &["--version"])
 }
 
 fn promtool_check(exposition: &str) -> (bool, String) {

@@ -256,3 +256,23 @@ pub fn replay(args: &[&str]) -> String {
     );
     String::from_utf8(output.stdout).expect("UTF-8 output")
 }
+
+/// Whether `program args` runs and succeeds. Without it a test says so and passes, except
+/// under CI (`CI=true`), where a missing tool fails the test: `.ci/run` installs them all.
+pub fn tool_available(program: &str, args: &[&str]) -> bool {
+    let found = Command::new(program)
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "`{program} {}` failed: the tool is required under CI",
+            args.join(" ")
+        );
+        eprintln!("`{program} {}` failed: skipping this check", args.join(" "));
+    }
+    found
+}
