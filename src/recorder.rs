@@ -4,6 +4,7 @@
 //! It sits after the line framer and the parser, and writes into the shared `Metrics`. A line
 //! that cannot be a PROGRESS line costs two atomic increments and the parser's byte scan.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -87,7 +88,12 @@ pub struct Recorder {
     state: WorkflowState,
     /// Created at the source's first event: before it, the source has no workflow series.
     series: Option<WorkflowSeries>,
+    /// Step names this source has named, whose series exist.
+    step_names: HashSet<Arc<str>>,
 }
+
+/// The statuses of step events, each with its `containerkit_steps_total` series.
+const STEP_STATUSES: [Status; 3] = [Status::Running, Status::Completed, Status::Failed];
 
 /// Handles to one source's workflow series whose labels never change, taken once.
 struct WorkflowSeries {
@@ -109,6 +115,9 @@ impl WorkflowSeries {
         };
         let [started, completed, failed, abandoned] =
             WORKFLOW_OUTCOMES.map(|status| metrics.workflows.get_or_create_owned(&labels(status)));
+        for status in ["completed", "failed"] {
+            let _ = metrics.workflow_duration.get_or_create(&labels(status));
+        }
         WorkflowSeries {
             status: WORKFLOW_STATES
                 .map(|state| metrics.workflow_status.get_or_create_owned(&labels(state))),
@@ -158,6 +167,7 @@ impl Recorder {
             line_number: 0,
             state: WorkflowState::default(),
             series: None,
+            step_names: HashSet::new(),
         }
     }
 
@@ -282,9 +292,13 @@ impl Recorder {
         };
         if let Some(status) = step_status {
             let metrics = &*self.metrics;
+            let step_name = metrics.step_name(&event.step_name);
+            if self.step_names.insert(step_name.clone()) {
+                self.create_step_series(&step_name);
+            }
             let labels = StepLabels {
                 source: self.source.clone(),
-                step_name: metrics.step_name(&event.step_name),
+                step_name,
                 status: status.as_str(),
             };
             metrics.steps.get_or_create(&labels).inc();
@@ -299,6 +313,70 @@ impl Recorder {
         self.set_phase(phase);
         self.set_progress(event.step, event.total, event.percentage);
         self.set_last_event(event_seconds(event.time, read_at));
+    }
+
+    /// Creates every series of a step the source names for the first time, at zero, so that
+    /// `increase()` sees its first completion or failure (a series that is born at 1 shows
+    /// no increase).
+    fn create_step_series(&self, step_name: &Arc<str>) {
+        let metrics = &*self.metrics;
+        for status in STEP_STATUSES {
+            let labels = StepLabels {
+                source: self.source.clone(),
+                step_name: step_name.clone(),
+                status: status.as_str(),
+            };
+            let _ = metrics.steps.get_or_create(&labels);
+            if status != Status::Running {
+                let _ = metrics.step_duration.get_or_create(&labels);
+            }
+        }
+    }
+
+    /// Removes every series of this source from the registry, as when its file is gone for
+    /// good, and ends the recorder (its handles would count into removed series). What is
+    /// removed is what the recorder created; the source's other families (such as a
+    /// follower's) are its owner's to remove.
+    pub fn forget(mut self) {
+        let metrics = &*self.metrics;
+        let source = SourceLabels {
+            source: self.source.clone(),
+        };
+        for family in [
+            &metrics.lines_read,
+            &metrics.bytes_read,
+            &metrics.progress_events,
+            &metrics.overlong_lines,
+        ] {
+            family.remove(&source);
+        }
+        metrics.last_event.remove(&source);
+        for reason in ParseError::REASONS {
+            metrics.parse_errors.remove(&ReasonLabels {
+                source: self.source.clone(),
+                reason,
+            });
+        }
+        for status in WORKFLOW_STATES.iter().chain(&WORKFLOW_OUTCOMES) {
+            let labels = self.status_labels(status);
+            metrics.workflow_status.remove(&labels);
+            metrics.workflows.remove(&labels);
+            metrics.workflow_duration.remove(&labels);
+        }
+        for step_name in self.step_names.drain() {
+            for status in STEP_STATUSES {
+                let labels = StepLabels {
+                    source: self.source.clone(),
+                    step_name: step_name.clone(),
+                    status: status.as_str(),
+                };
+                metrics.steps.remove(&labels);
+                metrics.step_duration.remove(&labels);
+            }
+        }
+        if self.state.total != 0 {
+            metrics.workflow_progress.remove(&self.progress_labels());
+        }
     }
 
     fn observe_workflow(&self, status: &'static str, seconds: f64) {
@@ -374,5 +452,71 @@ impl Recorder {
             self.set_progress(state.step, state.total, state.percentage);
         }
         self.set_last_event(state.last_event_seconds);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn feed(recorder: &mut Recorder, text: &str) {
+        for line in text.lines() {
+            recorder.record(Frame::Line(line.as_bytes()));
+        }
+    }
+
+    const WORKFLOW: &str =
+        "msg=\"🚀 PROGRESS\" step=0 total=2 step_name=workflow_start status=started
+msg=\"🔄 PROGRESS\" step=1 total=2 step_name=build_image status=running
+msg=\"❌ PROGRESS\" step=1 total=2 step_name=build_image status=failed duration=2s";
+
+    #[test]
+    fn a_step_seen_running_has_its_completed_and_failed_series_at_zero() {
+        let metrics = Arc::new(Metrics::new(10));
+        let mut recorder = Recorder::new("a.log", metrics.clone());
+        feed(
+            &mut recorder,
+            WORKFLOW
+                .lines()
+                .take(2)
+                .collect::<Vec<_>>()
+                .join("\n")
+                .as_str(),
+        );
+        let text = crate::http::encode(&metrics, false).expect("encode");
+        for status in ["running\"} 1", "completed\"} 0", "failed\"} 0"] {
+            let series = format!(
+                "containerkit_steps_total{{source=\"a.log\",step_name=\"build_image\",status=\"{status}"
+            );
+            assert!(text.contains(&series), "{series} missing from\n{text}");
+        }
+        assert!(text.contains(
+            "containerkit_step_duration_seconds_count{source=\"a.log\",step_name=\"build_image\",status=\"failed\"} 0"
+        ));
+        assert!(text.contains(
+            "containerkit_workflow_duration_seconds_count{source=\"a.log\",status=\"failed\"} 0"
+        ));
+    }
+
+    #[test]
+    fn forget_removes_every_series_of_the_source_and_no_other() {
+        let metrics = Arc::new(Metrics::new(10));
+        let mut gone = Recorder::new("gone.log", metrics.clone());
+        let mut kept = Recorder::new("kept.log", metrics.clone());
+        feed(&mut gone, WORKFLOW);
+        feed(&mut kept, WORKFLOW);
+        gone.forget();
+        let text = crate::http::encode(&metrics, false).expect("encode");
+        assert!(!text.contains("gone.log"), "{text}");
+        assert!(
+            text.contains("containerkit_workflows_total{source=\"kept.log\",status=\"failed\"} 1")
+        );
+        // A forgotten source that comes back starts afresh.
+        let mut gone = Recorder::new("gone.log", metrics.clone());
+        feed(&mut gone, WORKFLOW);
+        let text = crate::http::encode(&metrics, false).expect("encode");
+        assert!(
+            text.contains("containerkit_workflows_total{source=\"gone.log\",status=\"failed\"} 1")
+        );
     }
 }

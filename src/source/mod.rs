@@ -65,6 +65,11 @@ impl Pipeline {
     pub fn finish(&mut self) {
         self.finish_with(&mut |_| {});
     }
+
+    /// Removes every series the recorder created for this source (see `Recorder::forget`).
+    pub fn forget(self) {
+        self.recorder.forget();
+    }
 }
 
 /// Reads `reader` to its end (or until `shutdown`), feeding `pipeline`, then flushes the
