@@ -333,13 +333,14 @@ fn mcp_progress_alone_feeds_the_workflow_metrics() {
             ),
         ],
     );
-    // Container Kit's notifications carry no step durations.
+    // Container Kit's notifications carry no step durations: the series exists (from the
+    // step's first event) but observed nothing.
     assert_eq!(
         value(
             &samples,
             r#"containerkit_step_duration_seconds_count{source="stand_in_mcp.py",status="completed",step_name="build_image"}"#
         ),
-        None
+        Some(0.0)
     );
 
     wrapped.signal(libc::SIGHUP);
