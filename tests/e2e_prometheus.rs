@@ -138,12 +138,14 @@ fn wait_until(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
     }
 }
 
-/// Writes the first or second half (by lines) of each fixture into `dir`.
+/// Writes each fixture into `dir` in two parts: all but its last two lines, then those. The
+/// last PROGRESS line of a fixture (its ❌ or 🎉) thus comes after Prometheus has scraped
+/// the series of its step, as in real life, where steps take seconds to minutes.
 fn write_half(dir: &Path, second: bool) {
     for fixture in FIXTURES {
         let bytes = std::fs::read(crate_dir().join("fixtures").join(fixture)).expect("fixture");
         let lines: Vec<&[u8]> = bytes.split_inclusive(|&b| b == b'\n').collect();
-        let half = lines.len() / 2;
+        let half = lines.len().saturating_sub(2);
         let part = if second {
             &lines[half..]
         } else {
@@ -252,6 +254,18 @@ fn every_panel_query_returns_data_and_the_failure_alert_fires() {
         "queries without data:\n{}",
         empty.join("\n")
     );
+
+    // The first failure of a step shows as an increase: its series existed at zero before.
+    for expr in [
+        format!(
+            "increase(containerkit_steps_total{{status=\"failed\",source=\"{failure_source}\"}}[1m]) > 0"
+        ),
+        format!(
+            "increase(containerkit_step_duration_seconds_count{{status=\"failed\",source=\"{failure_source}\"}}[1m]) > 0"
+        ),
+    ] {
+        assert!(!query(&prometheus, &expr).is_empty(), "no data for {expr}");
+    }
 
     let alert = format!(
         "ALERTS{{alertname=\"ContainerKitWorkflowFailed\",alertstate=\"firing\",source=\"{failure_source}\"}}"
