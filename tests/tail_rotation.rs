@@ -378,3 +378,73 @@ fn regression_rotated_then_deleted_file_inode_reused_at_the_path() {
     h.poll();
     assert_events(&h.metrics, &source, 6);
 }
+
+/// A 🚀 line: a workflow begins.
+fn started() -> String {
+    "time=2025-07-11T20:14:00.000-04:00 level=INFO msg=\"🚀 PROGRESS\" component=mcp-server \
+     step=0 total=10 percentage=0 step_name=workflow_start status=started \
+     message=\"[0%] Starting containerization workflow\"\n"
+        .to_owned()
+}
+
+/// The exposition lines that carry `source`.
+fn series_of(h: &Harness, source: &str) -> Vec<String> {
+    let text = containerkit_exporter::http::encode(&h.metrics, false).expect("encode");
+    let label = format!("source=\"{source}\"");
+    text.lines()
+        .filter(|line| line.contains(&label))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn regression_vanished_glob_match_keeps_its_series_forever() {
+    let mut h = Harness::new(&["gone/container-kit-*.log"]);
+    fs::create_dir(h.path("gone")).unwrap();
+    let (pod1, pod2) = (
+        h.path("gone/container-kit-pod1.log"),
+        h.path("gone/container-kit-pod2.log"),
+    );
+    let (gone, kept) = (
+        h.source("gone/container-kit-pod1.log"),
+        h.source("gone/container-kit-pod2.log"),
+    );
+    append(&pod1, &(started() + &line(1)));
+    append(&pod2, &(started() + &line(1)));
+    h.poll();
+    let running = format!("containerkit_workflow_status{{source=\"{gone}\",status=\"running\"}} 1");
+    assert!(series_of(&h, &gone).contains(&running));
+    let before = series_of(&h, &kept);
+
+    // Deleted mid-workflow: the follower drains it, keeps it for the linger time, closes it,
+    // and at the next expansion drops it with every series of its source.
+    fs::remove_file(&pod1).unwrap();
+    h.advance(h.config.linger);
+    h.advance(h.config.linger);
+    h.poll();
+    assert_eq!(series_of(&h, &gone), Vec::<String>::new());
+    assert_eq!(series_of(&h, &kept), before);
+    assert_eq!(h.metrics.files_open.get(), 1);
+
+    // A new file under the same name is a new source, counted afresh.
+    append(&pod1, &line(2));
+    h.poll();
+    assert_counted(&h.metrics, &gone, 1);
+}
+
+#[test]
+fn deleted_plain_path_keeps_its_series_while_it_is_waited_for() {
+    let mut h = Harness::new(&["app.log"]);
+    let log = h.path("app.log");
+    let source = h.source("app.log");
+    append(&log, &(started() + &line(1)));
+    h.poll();
+    let before = series_of(&h, &source);
+
+    fs::remove_file(&log).unwrap();
+    h.advance(h.config.linger);
+    h.advance(h.config.linger);
+    h.poll();
+    assert_eq!(series_of(&h, &source), before);
+    assert_eq!(h.metrics.files_open.get(), 0);
+}

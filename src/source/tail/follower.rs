@@ -190,14 +190,34 @@ impl Follower {
         self.current.is_none() && self.retired.is_empty() && fs::metadata(&self.path).is_err()
     }
 
-    /// Removes the per-file gauges of a follower that is dropped (its glob match is gone);
-    /// its counters stay, as counters must.
-    pub fn remove_gauges(&self) {
+    /// Ends a follower whose glob match is gone for good, removing every series of its
+    /// source: the recorder's (workflow gauges included, so a vanished pod log does not
+    /// stay `running` forever) and the ones the follower made. Only for a source that no
+    /// other follower feeds: the caller checks.
+    pub fn forget(self) {
         let labels = SourceLabels {
             source: self.source.clone(),
         };
+        for kind in ["rename", "delete", "symlink"] {
+            self.metrics
+                .rotations
+                .remove(&kind_labels(&self.source, kind));
+        }
+        for kind in ["shrunk", "rewritten"] {
+            self.metrics
+                .truncations
+                .remove(&kind_labels(&self.source, kind));
+        }
+        self.metrics.open_errors.remove(&labels);
+        self.metrics.leading_nul_bytes.remove(&labels);
         self.metrics.file_offset.remove(&labels);
         self.metrics.file_size.remove(&labels);
+        self.recorder.forget();
+    }
+
+    /// The `source` label this follower feeds.
+    pub fn source(&self) -> &str {
+        &self.source
     }
 
     /// Files this follower holds open.

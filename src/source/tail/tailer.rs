@@ -107,18 +107,28 @@ impl Tailer {
     }
 
     /// Starts followers for paths not followed yet; forgets glob matches that are gone.
+    ///
+    /// A glob match is gone once its path names no file and the follower holds none (its
+    /// last file was drained, and closed after the linger time). Its follower is dropped,
+    /// and with it every series of its source: a pod log that vanished must not keep its
+    /// workflow `running` forever, nor its series pile up. Two exceptions keep the series:
+    /// a path also named on its own (it is waited for, as the configured source), and
+    /// `--source-name`, where the source is the name given and other files may feed it.
     pub fn discover(&mut self, now: Instant) {
         let first = !self.started;
         self.started = true;
-        let followed = &mut self.followed;
-        self.followers.retain(|follower| {
-            let gone = follower.from_glob && follower.is_idle();
-            if gone {
-                followed.remove(&follower.path);
-                follower.remove_gauges();
+        let (gone, kept): (Vec<Follower>, Vec<Follower>) =
+            std::mem::take(&mut self.followers)
+                .into_iter()
+                .partition(|follower| follower.from_glob && follower.is_idle());
+        self.followers = kept;
+        for follower in gone {
+            self.followed.remove(&follower.path);
+            tracing::info!(path = %follower.path.display(), "file gone; no longer followed");
+            if self.config.source_name.is_none() {
+                follower.forget();
             }
-            !gone
-        });
+        }
         self.ledger.prune(now);
 
         for index in 0..self.patterns.len() {
@@ -126,6 +136,12 @@ impl Tailer {
             let is_glob = *is_glob;
             for path in expand(text) {
                 if !self.followed.insert(path.clone()) {
+                    if !is_glob {
+                        // A path also matched by a glob is followed once, as a path.
+                        for follower in self.followers.iter_mut().filter(|f| f.path == path) {
+                            follower.from_glob = false;
+                        }
+                    }
                     if !is_glob && first {
                         // The same path given twice: it is followed once, and ready with it.
                         self.config.readiness.source_opened();
