@@ -448,3 +448,50 @@ fn deleted_plain_path_keeps_its_series_while_it_is_waited_for() {
     assert_eq!(series_of(&h, &source), before);
     assert_eq!(h.metrics.files_open.get(), 0);
 }
+
+#[test]
+fn regression_offset_kept_the_old_file_after_a_rename_while_size_was_the_new_one() {
+    let mut h = Harness::new(&["app.log"]);
+    let (log, old) = (h.path("app.log"), h.path("app.log.1"));
+    let source = h.source("app.log");
+    let first = lines(0, 3).len() as i64;
+    append(&log, &lines(0, 3));
+    h.poll();
+    assert_eq!(offset_and_size(&h.metrics, &source), (first, first));
+
+    // The new file is empty: nothing read of it, nothing to read.
+    rename(&log, &old);
+    append(&log, "");
+    h.poll();
+    assert_eq!(offset_and_size(&h.metrics, &source), (0, 0));
+
+    let second = lines(3, 5).len() as i64;
+    append(&log, &lines(3, 5));
+    h.poll();
+    assert_eq!(offset_and_size(&h.metrics, &source), (second, second));
+}
+
+#[test]
+fn regression_rotated_names_of_a_glob_showed_their_bytes_as_lag() {
+    let mut h = Harness::new(&["app.log*"]);
+    let (log, one) = (h.path("app.log"), h.path("app.log.1"));
+    let first = lines(0, 3).len() as i64;
+    let second = lines(3, 5).len() as i64;
+    append(&log, &lines(0, 3));
+    h.poll();
+    rename(&log, &one);
+    append(&log, &lines(3, 5));
+    h.poll();
+    h.advance(h.config.linger);
+    h.advance(h.config.linger);
+
+    // app.log.1 was read to its end under the name app.log: no lag under its new name.
+    let (live, rotated) = (h.source("app.log"), h.source("app.log.1"));
+    assert_eq!(offset_and_size(&h.metrics, &rotated), (first, first));
+    assert_eq!(offset_and_size(&h.metrics, &live), (second, second));
+
+    append(&one, &lines(5, 6));
+    h.poll();
+    let grown = first + line(5).len() as i64;
+    assert_eq!(offset_and_size(&h.metrics, &rotated), (grown, grown));
+}

@@ -394,12 +394,15 @@ impl Follower {
         let Some(current) = self.current.as_mut() else {
             return false;
         };
-        let change = current.file.metadata().and_then(|m| {
-            self.size_gauge.set(m.len() as i64);
-            current.file.check(&m)
+        // Offset and size always describe the same file: the one open now, which may be a
+        // new file with nothing read yet, or a file taken up where an earlier reading (under
+        // another name) stopped.
+        let checked = current.file.metadata().and_then(|m| {
+            let change = current.file.check(&m)?;
+            Ok((m.len(), change))
         });
-        let change = match change {
-            Ok(change) => change,
+        let (size, change) = match checked {
+            Ok(checked) => checked,
             Err(error) => return self.read_failed(cx, &error),
         };
         if matches!(change, Change::Shrunk | Change::Rewritten) {
@@ -412,7 +415,10 @@ impl Follower {
             if let Err(error) = current.file.restart(&mut self.recorder) {
                 return self.read_failed(cx, &error);
             }
-        } else if change == Change::Unchanged {
+        }
+        self.size_gauge.set(size as i64);
+        self.offset_gauge.set(current.file.offset as i64);
+        if change == Change::Unchanged {
             return false;
         }
 
@@ -433,7 +439,9 @@ impl Follower {
             current.quiet_since = cx.now;
         }
         self.leading_nuls.inc_by(current.file.take_new_nuls());
+        // Bytes written since the check were read too: the size is at least the offset.
         self.offset_gauge.set(current.file.offset as i64);
+        self.size_gauge.set(size.max(current.file.offset) as i64);
         read == budget && read > 0
     }
 
