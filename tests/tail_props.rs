@@ -151,7 +151,7 @@ fn run(glob: bool, ops: &[Op]) -> Result<(), TestCaseError> {
             Op::Restart => counted_before += count(&h.restart()),
             Op::Crash => {
                 if let Some(tailer) = &h.tailer {
-                    tailer.save_checkpoint();
+                    tailer.save_checkpoint().expect("checkpoint written");
                 }
                 // Dropped without `stop`: no flush, no final checkpoint.
                 h.tailer = None;

@@ -233,11 +233,63 @@ fn tail_wakes_on_notifications_and_stops_on_the_token_writing_its_checkpoint() {
 
     let stopping = std::time::Instant::now();
     shutdown.cancel();
-    runtime.block_on(task).unwrap();
+    runtime.block_on(task).unwrap().expect("checkpoint written");
     assert!(stopping.elapsed() < containerkit_exporter::source::tail::SHUTDOWN_WAIT);
     let saved = fs::read_to_string(&checkpoint).unwrap();
     assert!(
         saved.contains(&format!("\"offset\": {}", lines(0, 4).len())),
         "{saved}"
     );
+}
+
+/// The `checkpoint_write_errors_total` line of the exposition, if there is one.
+fn write_errors_line(metrics: &containerkit_exporter::metrics::Metrics) -> Option<String> {
+    let text = containerkit_exporter::http::encode(metrics, false).expect("encode");
+    text.lines()
+        .find(|line| line.starts_with("containerkit_exporter_checkpoint_write_errors_total"))
+        .map(str::to_owned)
+}
+
+#[test]
+fn regression_checkpoint_write_failures_were_only_logged() {
+    let missing = tempfile::tempdir()
+        .unwrap()
+        .path()
+        .join("no/such/dir/cp.json");
+    let mut h = Harness::with(&["app.log"], |config| {
+        config.checkpoint_file = Some(missing)
+    });
+    append(&h.path("app.log"), &lines(0, 2));
+    h.poll();
+    assert_eq!(
+        write_errors_line(&h.metrics).as_deref(),
+        Some("containerkit_exporter_checkpoint_write_errors_total 0")
+    );
+
+    // A periodic write fails: counted, and the tailer goes on.
+    let tailer = h.tailer.take().unwrap();
+    assert!(tailer.save_checkpoint().is_err());
+    assert_eq!(
+        write_errors_line(&h.metrics).as_deref(),
+        Some("containerkit_exporter_checkpoint_write_errors_total 1")
+    );
+
+    // The final write fails: counted, and returned for the exit status.
+    let error = tailer
+        .stop()
+        .expect_err("the final checkpoint cannot be written");
+    assert!(
+        error
+            .to_string()
+            .starts_with("cannot write the checkpoint "),
+        "{error}"
+    );
+    assert_eq!(
+        write_errors_line(&h.metrics).as_deref(),
+        Some("containerkit_exporter_checkpoint_write_errors_total 2")
+    );
+
+    // Without a checkpoint file the series does not exist.
+    let h = Harness::new(&["app.log"]);
+    assert_eq!(write_errors_line(&h.metrics), None);
 }

@@ -74,7 +74,7 @@ impl Harness {
     /// Stops the tailer as shutdown does (checkpoint written when configured).
     pub fn stop(&mut self) {
         if let Some(tailer) = self.tailer.take() {
-            tailer.stop();
+            tailer.stop().expect("checkpoint written at stop");
         }
     }
 

@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::cli::TailFrom;
+use crate::metrics::NoLabels;
 
 use super::TailConfig;
-use super::checkpoint::{self, CHECKPOINT_VERSION, Checkpoint, SavedSource};
+use super::checkpoint::{self, CHECKPOINT_VERSION, Checkpoint, SaveError, SavedSource};
 use super::follower::{Follower, Start, StepContext};
 use super::ledger::Ledger;
 use crate::source::READ_CHUNK_BYTES;
@@ -57,6 +58,13 @@ impl Tailer {
                     "ignoring the checkpoint; files are read as without one"
                 ),
             }
+        }
+        if config.checkpoint_file.is_some() {
+            // Shown at zero from the start, so that `increase()` sees the first failure.
+            let _ = config
+                .metrics
+                .checkpoint_write_errors
+                .get_or_create(&NoLabels {});
         }
         Tailer {
             patterns: patterns
@@ -117,10 +125,9 @@ impl Tailer {
     pub fn discover(&mut self, now: Instant) {
         let first = !self.started;
         self.started = true;
-        let (gone, kept): (Vec<Follower>, Vec<Follower>) =
-            std::mem::take(&mut self.followers)
-                .into_iter()
-                .partition(|follower| follower.from_glob && follower.is_idle());
+        let (gone, kept): (Vec<Follower>, Vec<Follower>) = std::mem::take(&mut self.followers)
+            .into_iter()
+            .partition(|follower| follower.from_glob && follower.is_idle());
         self.followers = kept;
         for follower in gone {
             self.followed.remove(&follower.path);
@@ -227,23 +234,37 @@ impl Tailer {
         }
     }
 
-    /// Writes the checkpoint, when one is configured; a failure is logged and retried at
-    /// the next interval.
-    pub fn save_checkpoint(&self) {
+    /// Writes the checkpoint, when one is configured. A failure is logged, counted in
+    /// `checkpoint_write_errors_total`, and retried at the next interval; it is returned
+    /// for the final save, whose failure ends the exporter with an error.
+    pub fn save_checkpoint(&self) -> Result<(), SaveError> {
         let Some(path) = &self.config.checkpoint_file else {
-            return;
+            return Ok(());
         };
         match checkpoint::save(path, &self.checkpoint()) {
-            Ok(()) => tracing::debug!(path = %path.display(), "checkpoint written"),
+            Ok(()) => {
+                tracing::debug!(path = %path.display(), "checkpoint written");
+                Ok(())
+            }
             Err(error) => {
-                tracing::error!(path = %path.display(), error = %error, "cannot write the checkpoint")
+                self.config
+                    .metrics
+                    .checkpoint_write_errors
+                    .get_or_create(&NoLabels {})
+                    .inc();
+                tracing::error!(path = %path.display(), error = %error, "cannot write the checkpoint");
+                Err(SaveError {
+                    path: path.clone(),
+                    error,
+                })
             }
         }
     }
 
     /// Stops following: rotated files are drained, partial lines flushed when no checkpoint
-    /// will resume them, and the checkpoint written.
-    pub fn stop(mut self) {
+    /// will resume them, and the checkpoint written; returns its error when that failed (the
+    /// next start then reads from the previous checkpoint, counting some events again).
+    pub fn stop(mut self) -> Result<(), SaveError> {
         let flush_partial = self.config.checkpoint_file.is_none();
         let mut cx = StepContext {
             ledger: &mut self.ledger,
@@ -255,8 +276,9 @@ impl Tailer {
         for follower in &mut self.followers {
             follower.stop(&mut cx, flush_partial);
         }
-        self.save_checkpoint();
+        let saved = self.save_checkpoint();
         self.config.metrics.files_open.set(0);
+        saved
     }
 
     /// Shared handles, for the loop that drives the tailer.
