@@ -387,14 +387,17 @@ fn started() -> String {
         .to_owned()
 }
 
-/// The exposition lines that carry `source`.
+/// The exposition lines that carry `source`, sorted (a family's order is not fixed).
 fn series_of(h: &Harness, source: &str) -> Vec<String> {
     let text = containerkit_exporter::http::encode(&h.metrics, false).expect("encode");
     let label = format!("source=\"{source}\"");
-    text.lines()
+    let mut lines: Vec<String> = text
+        .lines()
         .filter(|line| line.contains(&label))
         .map(str::to_owned)
-        .collect()
+        .collect();
+    lines.sort();
+    lines
 }
 
 #[test]
@@ -494,4 +497,35 @@ fn regression_rotated_names_of_a_glob_showed_their_bytes_as_lag() {
     h.poll();
     let grown = first + line(5).len() as i64;
     assert_eq!(offset_and_size(&h.metrics, &rotated), (grown, grown));
+}
+
+#[test]
+fn glob_match_renamed_to_a_matched_name_keeps_its_series_until_the_file_is_gone() {
+    let mut h = Harness::new(&["app.log*"]);
+    let (log, one) = (h.path("app.log"), h.path("app.log.1"));
+    let (live, rotated) = (h.source("app.log"), h.source("app.log.1"));
+    append(&log, &(started() + &line(1)));
+    h.poll();
+    let before = series_of(&h, &live);
+
+    // Renamed with no new app.log: the file is still matched, as app.log.1.
+    rename(&log, &one);
+    h.poll();
+    h.advance(h.config.linger);
+    h.advance(h.config.linger);
+    h.poll();
+    assert_eq!(series_of(&h, &live), before);
+    assert_eq!(
+        offset_and_size(&h.metrics, &rotated).0,
+        (started() + &line(1)).len() as i64
+    );
+
+    // Deleted: neither name matches it any more.
+    fs::remove_file(&one).unwrap();
+    h.advance(h.config.linger);
+    h.advance(h.config.linger);
+    h.poll();
+    assert_eq!(series_of(&h, &live), Vec::<String>::new());
+    assert_eq!(series_of(&h, &rotated), Vec::<String>::new());
+    assert_eq!(h.metrics.files_open.get(), 0);
 }

@@ -79,6 +79,9 @@ pub struct Follower {
     current: Option<Reading>,
     /// The symlink target the path had when the current file was opened.
     link_target: Option<PathBuf>,
+    /// The file opened last: a glob match whose path is gone is still followed while
+    /// another followed path names this file (it was renamed to a name the glob matches).
+    last_file: Option<FileKey>,
     pub(super) retired: Vec<Reading>,
     pub(super) start: Start,
     failures: u32,
@@ -119,6 +122,7 @@ impl Follower {
             metrics,
             current: None,
             link_target: None,
+            last_file: None,
             retired: Vec::new(),
             start,
             failures: 0,
@@ -188,6 +192,11 @@ impl Follower {
     /// Whether the follower holds nothing and its path is gone (a glob match that vanished).
     pub fn is_idle(&self) -> bool {
         self.current.is_none() && self.retired.is_empty() && fs::metadata(&self.path).is_err()
+    }
+
+    /// The identity of the file this follower opened last, if it opened one.
+    pub fn last_file(&self) -> Option<FileKey> {
+        self.last_file
     }
 
     /// Ends a follower whose glob match is gone for good, removing every series of its
@@ -379,6 +388,7 @@ impl Follower {
         self.retry_at = None;
         self.logged_waiting = false;
         self.link_target = fs::read_link(&self.path).ok();
+        self.last_file = Some(file.key);
         if let Ok(record) = file.record_at(false) {
             cx.ledger.hold(record, cx.now);
         }

@@ -6,6 +6,7 @@
 //! parent module is a thin layer around it, and tests call it directly instead of sleeping.
 
 use std::collections::{HashMap, HashSet};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -15,6 +16,7 @@ use crate::metrics::NoLabels;
 use super::TailConfig;
 use super::checkpoint::{self, CHECKPOINT_VERSION, Checkpoint, SaveError, SavedSource};
 use super::follower::{Follower, Start, StepContext};
+use super::identity::FileKey;
 use super::ledger::Ledger;
 use crate::source::READ_CHUNK_BYTES;
 
@@ -116,8 +118,11 @@ impl Tailer {
 
     /// Starts followers for paths not followed yet; forgets glob matches that are gone.
     ///
-    /// A glob match is gone once its path names no file and the follower holds none (its
-    /// last file was drained, and closed after the linger time). Its follower is dropped,
+    /// A glob match is gone once its path names no file, the follower holds none (its last
+    /// file was drained, and closed after the linger time), and no other followed path names
+    /// the file it read last (`app.log` renamed to `app.log.1` under `app.log*` is still
+    /// matched; its source keeps its series until that file is gone too). Its follower is
+    /// dropped,
     /// and with it every series of its source: a pod log that vanished must not keep its
     /// workflow `running` forever, nor its series pile up. Two exceptions keep the series:
     /// a path also named on its own (it is waited for, as the configured source), and
@@ -125,9 +130,21 @@ impl Tailer {
     pub fn discover(&mut self, now: Instant) {
         let first = !self.started;
         self.started = true;
+        let idle = |follower: &Follower| follower.from_glob && follower.is_idle();
+        let named: HashSet<FileKey> = if self.followers.iter().any(idle) {
+            let named = self
+                .followers
+                .iter()
+                .filter_map(|f| fs::metadata(&f.path).ok());
+            named.map(|metadata| FileKey::of(&metadata)).collect()
+        } else {
+            HashSet::new()
+        };
         let (gone, kept): (Vec<Follower>, Vec<Follower>) = std::mem::take(&mut self.followers)
             .into_iter()
-            .partition(|follower| follower.from_glob && follower.is_idle());
+            .partition(|follower| {
+                idle(follower) && follower.last_file().is_none_or(|key| !named.contains(&key))
+            });
         self.followers = kept;
         for follower in gone {
             self.followed.remove(&follower.path);
