@@ -224,11 +224,6 @@ impl Follower {
         self.recorder.forget();
     }
 
-    /// The `source` label this follower feeds.
-    pub fn source(&self) -> &str {
-        &self.source
-    }
-
     /// Files this follower holds open.
     pub fn files_open(&self) -> usize {
         usize::from(self.current.is_some()) + self.retired.len()
