@@ -181,7 +181,7 @@ async fn serve(
                 checkpoint_interval: flags.checkpoint_interval,
                 ..TailConfig::new(metrics, readiness)
             };
-            tail(paths, config, shutdown.clone()).await;
+            tail(paths, config, shutdown.clone()).await?;
         }
         Command::Run { command } => {
             let config = RunConfig {

@@ -81,6 +81,11 @@ pub struct KindLabels {
     pub kind: &'static str,
 }
 
+/// No label: for a series that exists only when a feature is configured (an empty family
+/// shows nothing; its one series is created when the feature starts).
+#[derive(Clone, Debug, Default, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct NoLabels {}
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct BuildLabels {
     version: &'static str,
@@ -118,6 +123,7 @@ pub struct Metrics {
     pub file_offset: Family<SourceLabels, Gauge>,
     pub file_size: Family<SourceLabels, Gauge>,
     pub leading_nul_bytes: Family<SourceLabels, Counter>,
+    pub checkpoint_write_errors: Family<NoLabels, Counter>,
 
     /// The families of the `run` mode.
     pub run: RunMetrics,
@@ -151,6 +157,7 @@ impl Metrics {
             file_offset: Family::default(),
             file_size: Family::default(),
             leading_nul_bytes: Family::default(),
+            checkpoint_write_errors: Family::default(),
             run: RunMetrics::default(),
             step_names: StepNames::new(max_step_names),
         };
@@ -262,6 +269,12 @@ impl Metrics {
             "leading_nul_bytes",
             "NUL bytes skipped at the start of lines (left by copytruncate)",
             metrics.leading_nul_bytes.clone(),
+        );
+        own.register(
+            "checkpoint_write_errors",
+            "Failed writes of the tail checkpoint (--tail.checkpoint-file); shown when one is \
+             configured",
+            metrics.checkpoint_write_errors.clone(),
         );
         let build_info: Family<BuildLabels, Gauge> = Family::default();
         build_info

@@ -141,3 +141,46 @@ fn rotation_and_restart_count_every_event_once() {
     );
     terminate(restarted);
 }
+
+#[test]
+fn failed_final_checkpoint_is_exit_status_1_with_one_line() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let log = dir.path().join("mcp.log");
+    let checkpoint = dir.path().join("no/such/dir/cp.json");
+    let source = log.display().to_string();
+    let checkpoint_flag = format!("--tail.checkpoint-file={}", checkpoint.display());
+    append(&log, &lines(0, 2));
+    let mut exporter = Exporter::start(&[checkpoint_flag.as_str(), "tail", &source]);
+    exporter
+        .wait_for(WAIT, |s| {
+            value(s, "containerkit_exporter_checkpoint_write_errors_total").is_some()
+                && events(s, &source) == Some(2.0)
+        })
+        .expect("the counter is shown from the start");
+
+    let pid = exporter.child.id() as libc::pid_t;
+    // SAFETY: kill(2) with a pid this test spawned and still owns (not yet reaped).
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        match exporter.child.try_wait().expect("wait for the exporter") {
+            Some(status) => break status,
+            None if std::time::Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            None => panic!("the exporter did not stop within 10 s of SIGTERM"),
+        }
+    };
+    assert_eq!(status.code(), Some(1));
+    let expected = format!(
+        "containerkit-exporter: cannot write the checkpoint {}: ",
+        checkpoint.display()
+    );
+    let last = std::iter::from_fn(|| exporter.log.recv_timeout(Duration::from_secs(5)).ok())
+        .find(|line| line.starts_with("containerkit-exporter: "));
+    assert!(
+        last.as_deref()
+            .is_some_and(|line| line.starts_with(&expected)),
+        "{last:?}"
+    );
+}

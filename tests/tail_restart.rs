@@ -135,9 +135,11 @@ fn file_rotated_while_down_is_drained_under_its_new_name() {
     rename(&log, &old);
     append(&log, &lines(6, 9));
     h.restart();
-    h.poll();
+    let warnings = warnings_of(|| h.poll());
     assert_counted(&h.metrics, &source, 5);
     assert_eq!(rotations(&h.metrics, &source, "rename"), 0);
+    // Rotated once: nothing was skipped, and no warning says so.
+    assert_eq!(warnings, Vec::<String>::new());
 }
 
 #[test]
@@ -233,11 +235,116 @@ fn tail_wakes_on_notifications_and_stops_on_the_token_writing_its_checkpoint() {
 
     let stopping = std::time::Instant::now();
     shutdown.cancel();
-    runtime.block_on(task).unwrap();
+    runtime.block_on(task).unwrap().expect("checkpoint written");
     assert!(stopping.elapsed() < containerkit_exporter::source::tail::SHUTDOWN_WAIT);
     let saved = fs::read_to_string(&checkpoint).unwrap();
     assert!(
         saved.contains(&format!("\"offset\": {}", lines(0, 4).len())),
         "{saved}"
     );
+}
+
+/// The `checkpoint_write_errors_total` line of the exposition, if there is one.
+fn write_errors_line(metrics: &containerkit_exporter::metrics::Metrics) -> Option<String> {
+    let text = containerkit_exporter::http::encode(metrics, false).expect("encode");
+    text.lines()
+        .find(|line| line.starts_with("containerkit_exporter_checkpoint_write_errors_total"))
+        .map(str::to_owned)
+}
+
+#[test]
+fn regression_checkpoint_write_failures_were_only_logged() {
+    let missing = tempfile::tempdir()
+        .unwrap()
+        .path()
+        .join("no/such/dir/cp.json");
+    let mut h = Harness::with(&["app.log"], |config| {
+        config.checkpoint_file = Some(missing)
+    });
+    append(&h.path("app.log"), &lines(0, 2));
+    h.poll();
+    assert_eq!(
+        write_errors_line(&h.metrics).as_deref(),
+        Some("containerkit_exporter_checkpoint_write_errors_total 0")
+    );
+
+    // A periodic write fails: counted, and the tailer goes on.
+    let tailer = h.tailer.take().unwrap();
+    assert!(tailer.save_checkpoint().is_err());
+    assert_eq!(
+        write_errors_line(&h.metrics).as_deref(),
+        Some("containerkit_exporter_checkpoint_write_errors_total 1")
+    );
+
+    // The final write fails: counted, and returned for the exit status.
+    let error = tailer
+        .stop()
+        .expect_err("the final checkpoint cannot be written");
+    assert!(
+        error
+            .to_string()
+            .starts_with("cannot write the checkpoint "),
+        "{error}"
+    );
+    assert_eq!(
+        write_errors_line(&h.metrics).as_deref(),
+        Some("containerkit_exporter_checkpoint_write_errors_total 2")
+    );
+
+    // Without a checkpoint file the series does not exist.
+    let h = Harness::new(&["app.log"]);
+    assert_eq!(write_errors_line(&h.metrics), None);
+}
+
+/// The log lines of the current thread's tracing events at WARN and above, while `run` runs.
+fn warnings_of(run: impl FnOnce()) -> Vec<String> {
+    #[derive(Clone, Default)]
+    struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl Write for Captured {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_ansi(false)
+        .with_max_level(tracing::Level::WARN)
+        .with_writer(move || writer.clone())
+        .finish();
+    tracing::subscriber::with_default(subscriber, run);
+    let text = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    text.lines().map(str::to_owned).collect()
+}
+
+#[test]
+fn regression_file_rotated_twice_while_down_was_skipped_with_an_info_line() {
+    let mut h = with_checkpoint(&["app.log"]);
+    let (log, one, two) = (h.path("app.log"), h.path("app.log.1"), h.path("app.log.2"));
+    let source = h.source("app.log");
+    append(&log, &lines(0, 4));
+    h.poll();
+    h.stop();
+
+    // While down: the checkpointed file gets a line and is rotated twice; the file in
+    // between (now app.log.1) is never at the path while an exporter looks.
+    append(&log, &lines(4, 5));
+    rename(&log, &one);
+    append(&log, &lines(5, 7));
+    rename(&one, &two);
+    rename(&log, &one);
+    append(&log, &lines(7, 9));
+    h.restart();
+    let warnings = warnings_of(|| h.poll());
+
+    assert_counted(&h.metrics, &source, 3);
+    let named = format!("skipped={}", one.display());
+    let skipped: Vec<&String> = warnings.iter().filter(|w| w.contains("skipped=")).collect();
+    assert_eq!(skipped.len(), 1, "{warnings:#?}");
+    assert!(skipped[0].contains(" WARN "), "{}", skipped[0]);
+    assert!(skipped[0].ends_with(&named), "{}", skipped[0]);
 }

@@ -378,3 +378,154 @@ fn regression_rotated_then_deleted_file_inode_reused_at_the_path() {
     h.poll();
     assert_events(&h.metrics, &source, 6);
 }
+
+/// A 🚀 line: a workflow begins.
+fn started() -> String {
+    "time=2025-07-11T20:14:00.000-04:00 level=INFO msg=\"🚀 PROGRESS\" component=mcp-server \
+     step=0 total=10 percentage=0 step_name=workflow_start status=started \
+     message=\"[0%] Starting containerization workflow\"\n"
+        .to_owned()
+}
+
+/// The exposition lines that carry `source`, sorted (a family's order is not fixed).
+fn series_of(h: &Harness, source: &str) -> Vec<String> {
+    let text = containerkit_exporter::http::encode(&h.metrics, false).expect("encode");
+    let label = format!("source=\"{source}\"");
+    let mut lines: Vec<String> = text
+        .lines()
+        .filter(|line| line.contains(&label))
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+#[test]
+fn regression_vanished_glob_match_keeps_its_series_forever() {
+    let mut h = Harness::new(&["gone/container-kit-*.log"]);
+    fs::create_dir(h.path("gone")).unwrap();
+    let (pod1, pod2) = (
+        h.path("gone/container-kit-pod1.log"),
+        h.path("gone/container-kit-pod2.log"),
+    );
+    let (gone, kept) = (
+        h.source("gone/container-kit-pod1.log"),
+        h.source("gone/container-kit-pod2.log"),
+    );
+    append(&pod1, &(started() + &line(1)));
+    append(&pod2, &(started() + &line(1)));
+    h.poll();
+    let running = format!("containerkit_workflow_status{{source=\"{gone}\",status=\"running\"}} 1");
+    assert!(series_of(&h, &gone).contains(&running));
+    let before = series_of(&h, &kept);
+
+    // Deleted mid-workflow: the follower drains it, keeps it for the linger time, closes it,
+    // and at the next expansion drops it with every series of its source.
+    fs::remove_file(&pod1).unwrap();
+    h.advance(h.config.linger);
+    h.advance(h.config.linger);
+    h.poll();
+    assert_eq!(series_of(&h, &gone), Vec::<String>::new());
+    assert_eq!(series_of(&h, &kept), before);
+    assert_eq!(h.metrics.files_open.get(), 1);
+
+    // A new file under the same name is a new source, counted afresh.
+    append(&pod1, &line(2));
+    h.poll();
+    assert_counted(&h.metrics, &gone, 1);
+}
+
+#[test]
+fn deleted_plain_path_keeps_its_series_while_it_is_waited_for() {
+    let mut h = Harness::new(&["app.log"]);
+    let log = h.path("app.log");
+    let source = h.source("app.log");
+    append(&log, &(started() + &line(1)));
+    h.poll();
+    let before = series_of(&h, &source);
+
+    fs::remove_file(&log).unwrap();
+    h.advance(h.config.linger);
+    h.advance(h.config.linger);
+    h.poll();
+    assert_eq!(series_of(&h, &source), before);
+    assert_eq!(h.metrics.files_open.get(), 0);
+}
+
+#[test]
+fn regression_offset_kept_the_old_file_after_a_rename_while_size_was_the_new_one() {
+    let mut h = Harness::new(&["app.log"]);
+    let (log, old) = (h.path("app.log"), h.path("app.log.1"));
+    let source = h.source("app.log");
+    let first = lines(0, 3).len() as i64;
+    append(&log, &lines(0, 3));
+    h.poll();
+    assert_eq!(offset_and_size(&h.metrics, &source), (first, first));
+
+    // The new file is empty: nothing read of it, nothing to read.
+    rename(&log, &old);
+    append(&log, "");
+    h.poll();
+    assert_eq!(offset_and_size(&h.metrics, &source), (0, 0));
+
+    let second = lines(3, 5).len() as i64;
+    append(&log, &lines(3, 5));
+    h.poll();
+    assert_eq!(offset_and_size(&h.metrics, &source), (second, second));
+}
+
+#[test]
+fn regression_rotated_names_of_a_glob_showed_their_bytes_as_lag() {
+    let mut h = Harness::new(&["app.log*"]);
+    let (log, one) = (h.path("app.log"), h.path("app.log.1"));
+    let first = lines(0, 3).len() as i64;
+    let second = lines(3, 5).len() as i64;
+    append(&log, &lines(0, 3));
+    h.poll();
+    rename(&log, &one);
+    append(&log, &lines(3, 5));
+    h.poll();
+    h.advance(h.config.linger);
+    h.advance(h.config.linger);
+
+    // app.log.1 was read to its end under the name app.log: no lag under its new name.
+    let (live, rotated) = (h.source("app.log"), h.source("app.log.1"));
+    assert_eq!(offset_and_size(&h.metrics, &rotated), (first, first));
+    assert_eq!(offset_and_size(&h.metrics, &live), (second, second));
+
+    append(&one, &lines(5, 6));
+    h.poll();
+    let grown = first + line(5).len() as i64;
+    assert_eq!(offset_and_size(&h.metrics, &rotated), (grown, grown));
+}
+
+#[test]
+fn glob_match_renamed_to_a_matched_name_keeps_its_series_until_the_file_is_gone() {
+    let mut h = Harness::new(&["app.log*"]);
+    let (log, one) = (h.path("app.log"), h.path("app.log.1"));
+    let (live, rotated) = (h.source("app.log"), h.source("app.log.1"));
+    append(&log, &(started() + &line(1)));
+    h.poll();
+    let before = series_of(&h, &live);
+
+    // Renamed with no new app.log: the file is still matched, as app.log.1.
+    rename(&log, &one);
+    h.poll();
+    h.advance(h.config.linger);
+    h.advance(h.config.linger);
+    h.poll();
+    assert_eq!(series_of(&h, &live), before);
+    assert_eq!(
+        offset_and_size(&h.metrics, &rotated).0,
+        (started() + &line(1)).len() as i64
+    );
+
+    // Deleted: neither name matches it any more.
+    fs::remove_file(&one).unwrap();
+    h.advance(h.config.linger);
+    h.advance(h.config.linger);
+    h.poll();
+    assert_eq!(series_of(&h, &live), Vec::<String>::new());
+    assert_eq!(series_of(&h, &rotated), Vec::<String>::new());
+    assert_eq!(h.metrics.files_open.get(), 0);
+}

@@ -74,7 +74,7 @@ impl Harness {
     /// Stops the tailer as shutdown does (checkpoint written when configured).
     pub fn stop(&mut self) {
         if let Some(tailer) = self.tailer.take() {
-            tailer.stop();
+            tailer.stop().expect("checkpoint written at stop");
         }
     }
 
@@ -202,4 +202,12 @@ pub fn assert_events(metrics: &Metrics, source: &str, expected: u64) {
     assert_eq!(counted, expected, "PROGRESS events of {source}");
     let running = steps_running(metrics, source);
     assert_eq!(running, expected, "running steps of {source}");
+}
+
+/// `file_offset_bytes` and `file_size_bytes` of `source`.
+pub fn offset_and_size(metrics: &Metrics, source: &str) -> (i64, i64) {
+    let labels = source_labels(source);
+    let offset = metrics.file_offset.get_or_create(&labels).get();
+    let size = metrics.file_size.get_or_create(&labels).get();
+    (offset, size)
 }

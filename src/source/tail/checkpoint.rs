@@ -58,6 +58,14 @@ pub enum LoadError {
     Version(u32),
 }
 
+/// A checkpoint that could not be written.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot write the checkpoint {}: {error}", .path.display())]
+pub struct SaveError {
+    pub path: PathBuf,
+    pub error: io::Error,
+}
+
 /// Reads the checkpoint at `path`; `Ok(None)` when there is none yet.
 pub fn load(path: &Path) -> Result<Option<Checkpoint>, LoadError> {
     let text = match fs::read(path) {

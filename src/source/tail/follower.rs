@@ -79,6 +79,9 @@ pub struct Follower {
     current: Option<Reading>,
     /// The symlink target the path had when the current file was opened.
     link_target: Option<PathBuf>,
+    /// The file opened last: a glob match whose path is gone is still followed while
+    /// another followed path names this file (it was renamed to a name the glob matches).
+    last_file: Option<FileKey>,
     pub(super) retired: Vec<Reading>,
     pub(super) start: Start,
     failures: u32,
@@ -119,6 +122,7 @@ impl Follower {
             metrics,
             current: None,
             link_target: None,
+            last_file: None,
             retired: Vec::new(),
             start,
             failures: 0,
@@ -190,14 +194,34 @@ impl Follower {
         self.current.is_none() && self.retired.is_empty() && fs::metadata(&self.path).is_err()
     }
 
-    /// Removes the per-file gauges of a follower that is dropped (its glob match is gone);
-    /// its counters stay, as counters must.
-    pub fn remove_gauges(&self) {
+    /// The identity of the file this follower opened last, if it opened one.
+    pub fn last_file(&self) -> Option<FileKey> {
+        self.last_file
+    }
+
+    /// Ends a follower whose glob match is gone for good, removing every series of its
+    /// source: the recorder's (workflow gauges included, so a vanished pod log does not
+    /// stay `running` forever) and the ones the follower made. Only for a source that no
+    /// other follower feeds: the caller checks.
+    pub fn forget(self) {
         let labels = SourceLabels {
             source: self.source.clone(),
         };
+        for kind in ["rename", "delete", "symlink"] {
+            self.metrics
+                .rotations
+                .remove(&kind_labels(&self.source, kind));
+        }
+        for kind in ["shrunk", "rewritten"] {
+            self.metrics
+                .truncations
+                .remove(&kind_labels(&self.source, kind));
+        }
+        self.metrics.open_errors.remove(&labels);
+        self.metrics.leading_nul_bytes.remove(&labels);
         self.metrics.file_offset.remove(&labels);
         self.metrics.file_size.remove(&labels);
+        self.recorder.forget();
     }
 
     /// Files this follower holds open.
@@ -359,6 +383,7 @@ impl Follower {
         self.retry_at = None;
         self.logged_waiting = false;
         self.link_target = fs::read_link(&self.path).ok();
+        self.last_file = Some(file.key);
         if let Ok(record) = file.record_at(false) {
             cx.ledger.hold(record, cx.now);
         }
@@ -374,12 +399,15 @@ impl Follower {
         let Some(current) = self.current.as_mut() else {
             return false;
         };
-        let change = current.file.metadata().and_then(|m| {
-            self.size_gauge.set(m.len() as i64);
-            current.file.check(&m)
+        // Offset and size always describe the same file: the one open now, which may be a
+        // new file with nothing read yet, or a file taken up where an earlier reading (under
+        // another name) stopped.
+        let checked = current.file.metadata().and_then(|m| {
+            let change = current.file.check(&m)?;
+            Ok((m.len(), change))
         });
-        let change = match change {
-            Ok(change) => change,
+        let (size, change) = match checked {
+            Ok(checked) => checked,
             Err(error) => return self.read_failed(cx, &error),
         };
         if matches!(change, Change::Shrunk | Change::Rewritten) {
@@ -392,7 +420,10 @@ impl Follower {
             if let Err(error) = current.file.restart(&mut self.recorder) {
                 return self.read_failed(cx, &error);
             }
-        } else if change == Change::Unchanged {
+        }
+        self.size_gauge.set(size as i64);
+        self.offset_gauge.set(current.file.offset as i64);
+        if change == Change::Unchanged {
             return false;
         }
 
@@ -413,7 +444,9 @@ impl Follower {
             current.quiet_since = cx.now;
         }
         self.leading_nuls.inc_by(current.file.take_new_nuls());
+        // Bytes written since the check were read too: the size is at least the offset.
         self.offset_gauge.set(current.file.offset as i64);
+        self.size_gauge.set(size.max(current.file.offset) as i64);
         read == budget && read > 0
     }
 

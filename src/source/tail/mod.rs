@@ -41,6 +41,7 @@ use crate::http::Readiness;
 use crate::lines::DEFAULT_MAX_LINE_BYTES;
 use crate::metrics::Metrics;
 
+pub use checkpoint::SaveError;
 pub use tailer::Tailer;
 use watch::{Waker, Watch};
 
@@ -89,8 +90,14 @@ impl TailConfig {
 }
 
 /// Follows every path and glob in `patterns` until `shutdown`; returns once the tailer has
-/// stopped and written its checkpoint, or `SHUTDOWN_WAIT` after the token fired.
-pub async fn tail(patterns: Vec<String>, config: TailConfig, shutdown: CancellationToken) {
+/// stopped and written its checkpoint, or `SHUTDOWN_WAIT` after the token fired. The error
+/// is that of the checkpoint written at shutdown: the next start would read from an older
+/// one, so the caller makes it the exit status.
+pub async fn tail(
+    patterns: Vec<String>,
+    config: TailConfig,
+    shutdown: CancellationToken,
+) -> Result<(), SaveError> {
     let (sender, wakes) = mpsc::sync_channel(1);
     let rescan = Arc::new(AtomicBool::new(false));
     let waker = Waker::new(sender, rescan.clone());
@@ -103,13 +110,13 @@ pub async fn tail(patterns: Vec<String>, config: TailConfig, shutdown: Cancellat
         .name("tail".to_owned())
         .spawn(move || {
             let _alive = alive;
-            run(tailer, watch, &wakes, &rescan, &token);
+            run(tailer, watch, &wakes, &rescan, &token)
         });
     let thread = match thread {
         Ok(thread) => thread,
         Err(error) => {
             tracing::error!(error = %error, "cannot start the tail thread; no file is followed");
-            return;
+            return Ok(());
         }
     };
 
@@ -125,23 +132,25 @@ pub async fn tail(patterns: Vec<String>, config: TailConfig, shutdown: Cancellat
     waker.wake(false);
     let joined = tokio::task::spawn_blocking(move || thread.join());
     match tokio::time::timeout(SHUTDOWN_WAIT, joined).await {
-        Ok(Ok(Ok(()))) => {}
+        Ok(Ok(Ok(saved))) => return saved,
         Ok(_) => tracing::error!("the tail thread panicked"),
         Err(_) => tracing::error!(
             wait = ?SHUTDOWN_WAIT,
             "the tail thread did not stop in time; exiting without it"
         ),
     }
+    Ok(())
 }
 
-/// The loop around the tailer: wait for a wake-up or a deadline, run one cycle.
+/// The loop around the tailer: wait for a wake-up or a deadline, run one cycle. Returns the
+/// result of the checkpoint written at the end.
 fn run(
     mut tailer: Tailer,
     mut watch: Watch,
     wakes: &Receiver<()>,
     rescan: &AtomicBool,
     shutdown: &CancellationToken,
-) {
+) -> Result<(), SaveError> {
     let poll_interval = tailer.config().poll_interval;
     let checkpoint_interval = tailer.config().checkpoint_interval;
     let checkpointing = tailer.config().checkpoint_file.is_some();
@@ -161,7 +170,8 @@ fn run(
             tailer.step_all(now)
         };
         if checkpointing && now >= next_checkpoint {
-            tailer.save_checkpoint();
+            // A failure is logged and counted; the next interval tries again.
+            let _ = tailer.save_checkpoint();
             next_checkpoint = now + checkpoint_interval;
         }
         if more {
@@ -180,5 +190,5 @@ fn run(
             Err(RecvTimeoutError::Disconnected) => break,
         }
     }
-    tailer.stop();
+    tailer.stop()
 }

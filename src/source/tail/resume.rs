@@ -80,6 +80,7 @@ impl Follower {
                 if !cx.ledger.is_held(file.key) && file.position(saved.file.offset).is_ok() =>
             {
                 tracing::info!(path = %self.path.display(), rotated = %old_path.display(), "draining the checkpointed file under its rotated name");
+                self.warn_skipped(cx, &file);
                 self.recorder.restore(saved.workflow);
                 if let Ok(record) = file.record_at(false) {
                     cx.ledger.hold(record, cx.now);
@@ -92,6 +93,38 @@ impl Follower {
             }
             Ok(Err(stale)) => warn_stale(&self.path, stale),
             _ => {}
+        }
+    }
+
+    /// After a restart that found the checkpointed file under a rotated name: files beside
+    /// it written later than it (the path was rotated more than once while the exporter was
+    /// down) were at the path in between and are not read by this follower. They cannot be
+    /// put in order reliably, so they are named in a warning rather than guessed at.
+    fn warn_skipped(&self, cx: &StepContext<'_>, found: &OpenFile) {
+        let Ok(found_modified) = found.metadata().and_then(|m| m.modified()) else {
+            return;
+        };
+        let skipped: Vec<String> = rotated_siblings(&self.path)
+            .into_iter()
+            .filter(|candidate| {
+                fs::metadata(candidate).is_ok_and(|m| {
+                    let key = FileKey::of(&m);
+                    key != found.key
+                        && !cx.ledger.is_held(key)
+                        && cx.ledger.released(key).is_none()
+                        && m.modified()
+                            .is_ok_and(|modified| modified >= found_modified)
+                })
+            })
+            .map(|candidate| candidate.display().to_string())
+            .collect();
+        if !skipped.is_empty() {
+            tracing::warn!(
+                path = %self.path.display(),
+                skipped = %skipped.join(", "),
+                "the path was rotated more than once while the exporter was down; the files \
+                 in between are not read (unless a glob follows their names)"
+            );
         }
     }
 }
@@ -107,20 +140,33 @@ fn warn_stale(path: &Path, stale: Stale) {
 /// A file beside `path` whose name begins with the path's file name (`app.log.1`,
 /// `app.log-20250712`) and whose identity is `key`.
 fn rotated_sibling(path: &Path, key: FileKey) -> Option<PathBuf> {
-    let name = path.file_name()?.to_str()?.to_owned();
+    rotated_siblings(path)
+        .into_iter()
+        .find(|candidate| fs::metadata(candidate).is_ok_and(|m| FileKey::of(&m) == key))
+}
+
+/// The files beside `path` whose names begin with the path's file name, sorted by name.
+fn rotated_siblings(path: &Path) -> Vec<PathBuf> {
+    let Some(name) = path.file_name().and_then(|n| n.to_str()) else {
+        return Vec::new();
+    };
     let parent = match path.parent() {
         Some(parent) if !parent.as_os_str().is_empty() => parent,
         _ => Path::new("."),
     };
-    fs::read_dir(parent)
-        .ok()?
+    let Ok(entries) = fs::read_dir(parent) else {
+        return Vec::new();
+    };
+    let mut siblings: Vec<PathBuf> = entries
         .filter_map(Result::ok)
         .filter(|entry| {
             entry
                 .file_name()
                 .to_str()
-                .is_some_and(|n| n.starts_with(&name) && n != name)
+                .is_some_and(|n| n.starts_with(name) && n != name)
         })
         .map(|entry| entry.path())
-        .find(|candidate| fs::metadata(candidate).is_ok_and(|m| FileKey::of(&m) == key))
+        .collect();
+    siblings.sort();
+    siblings
 }

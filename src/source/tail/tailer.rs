@@ -6,14 +6,17 @@
 //! parent module is a thin layer around it, and tests call it directly instead of sleeping.
 
 use std::collections::{HashMap, HashSet};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use crate::cli::TailFrom;
+use crate::metrics::NoLabels;
 
 use super::TailConfig;
-use super::checkpoint::{self, CHECKPOINT_VERSION, Checkpoint, SavedSource};
+use super::checkpoint::{self, CHECKPOINT_VERSION, Checkpoint, SaveError, SavedSource};
 use super::follower::{Follower, Start, StepContext};
+use super::identity::FileKey;
 use super::ledger::Ledger;
 use crate::source::READ_CHUNK_BYTES;
 
@@ -57,6 +60,13 @@ impl Tailer {
                     "ignoring the checkpoint; files are read as without one"
                 ),
             }
+        }
+        if config.checkpoint_file.is_some() {
+            // Shown at zero from the start, so that `increase()` sees the first failure.
+            let _ = config
+                .metrics
+                .checkpoint_write_errors
+                .get_or_create(&NoLabels {});
         }
         Tailer {
             patterns: patterns
@@ -107,18 +117,42 @@ impl Tailer {
     }
 
     /// Starts followers for paths not followed yet; forgets glob matches that are gone.
+    ///
+    /// A glob match is gone once its path names no file, the follower holds none (its last
+    /// file was drained, and closed after the linger time), and no other followed path names
+    /// the file it read last (`app.log` renamed to `app.log.1` under `app.log*` is still
+    /// matched; its source keeps its series until that file is gone too). Its follower is
+    /// dropped,
+    /// and with it every series of its source: a pod log that vanished must not keep its
+    /// workflow `running` forever, nor its series pile up. Two exceptions keep the series:
+    /// a path also named on its own (it is waited for, as the configured source), and
+    /// `--source-name`, where the source is the name given and other files may feed it.
     pub fn discover(&mut self, now: Instant) {
         let first = !self.started;
         self.started = true;
-        let followed = &mut self.followed;
-        self.followers.retain(|follower| {
-            let gone = follower.from_glob && follower.is_idle();
-            if gone {
-                followed.remove(&follower.path);
-                follower.remove_gauges();
+        let idle = |follower: &Follower| follower.from_glob && follower.is_idle();
+        let named: HashSet<FileKey> = if self.followers.iter().any(idle) {
+            let named = self
+                .followers
+                .iter()
+                .filter_map(|f| fs::metadata(&f.path).ok());
+            named.map(|metadata| FileKey::of(&metadata)).collect()
+        } else {
+            HashSet::new()
+        };
+        let (gone, kept): (Vec<Follower>, Vec<Follower>) = std::mem::take(&mut self.followers)
+            .into_iter()
+            .partition(|follower| {
+                idle(follower) && follower.last_file().is_none_or(|key| !named.contains(&key))
+            });
+        self.followers = kept;
+        for follower in gone {
+            self.followed.remove(&follower.path);
+            tracing::info!(path = %follower.path.display(), "file gone; no longer followed");
+            if self.config.source_name.is_none() {
+                follower.forget();
             }
-            !gone
-        });
+        }
         self.ledger.prune(now);
 
         for index in 0..self.patterns.len() {
@@ -126,6 +160,12 @@ impl Tailer {
             let is_glob = *is_glob;
             for path in expand(text) {
                 if !self.followed.insert(path.clone()) {
+                    if !is_glob {
+                        // A path also matched by a glob is followed once, as a path.
+                        for follower in self.followers.iter_mut().filter(|f| f.path == path) {
+                            follower.from_glob = false;
+                        }
+                    }
                     if !is_glob && first {
                         // The same path given twice: it is followed once, and ready with it.
                         self.config.readiness.source_opened();
@@ -211,23 +251,37 @@ impl Tailer {
         }
     }
 
-    /// Writes the checkpoint, when one is configured; a failure is logged and retried at
-    /// the next interval.
-    pub fn save_checkpoint(&self) {
+    /// Writes the checkpoint, when one is configured. A failure is logged, counted in
+    /// `checkpoint_write_errors_total`, and retried at the next interval; it is returned
+    /// for the final save, whose failure ends the exporter with an error.
+    pub fn save_checkpoint(&self) -> Result<(), SaveError> {
         let Some(path) = &self.config.checkpoint_file else {
-            return;
+            return Ok(());
         };
         match checkpoint::save(path, &self.checkpoint()) {
-            Ok(()) => tracing::debug!(path = %path.display(), "checkpoint written"),
+            Ok(()) => {
+                tracing::debug!(path = %path.display(), "checkpoint written");
+                Ok(())
+            }
             Err(error) => {
-                tracing::error!(path = %path.display(), error = %error, "cannot write the checkpoint")
+                self.config
+                    .metrics
+                    .checkpoint_write_errors
+                    .get_or_create(&NoLabels {})
+                    .inc();
+                tracing::error!(path = %path.display(), error = %error, "cannot write the checkpoint");
+                Err(SaveError {
+                    path: path.clone(),
+                    error,
+                })
             }
         }
     }
 
     /// Stops following: rotated files are drained, partial lines flushed when no checkpoint
-    /// will resume them, and the checkpoint written.
-    pub fn stop(mut self) {
+    /// will resume them, and the checkpoint written; returns its error when that failed (the
+    /// next start then reads from the previous checkpoint, counting some events again).
+    pub fn stop(mut self) -> Result<(), SaveError> {
         let flush_partial = self.config.checkpoint_file.is_none();
         let mut cx = StepContext {
             ledger: &mut self.ledger,
@@ -239,8 +293,9 @@ impl Tailer {
         for follower in &mut self.followers {
             follower.stop(&mut cx, flush_partial);
         }
-        self.save_checkpoint();
+        let saved = self.save_checkpoint();
         self.config.metrics.files_open.set(0);
+        saved
     }
 
     /// Shared handles, for the loop that drives the tailer.
