@@ -16,7 +16,9 @@ use support::{WAIT, Wrapped};
 /// Unix time of the stand-in's 🎉 line (2025-07-11T20:17:14.857-04:00).
 const COMPLETED_AT: f64 = 1752279434.857;
 
-/// Scrapes `/metrics` until `ready` holds, within `WAIT`.
+/// Scrapes `/metrics` until `ready` holds, within `WAIT`, then returns one more scrape: the
+/// one that met `ready` may have caught the last event half applied, since a scrape encodes
+/// the families one after another.
 fn scrape_until(address: SocketAddr, what: &str, ready: impl Fn(&Samples) -> bool) -> Samples {
     let deadline = Instant::now() + WAIT;
     loop {
@@ -24,7 +26,7 @@ fn scrape_until(address: SocketAddr, what: &str, ready: impl Fn(&Samples) -> boo
         assert_eq!(response.status, 200);
         let samples = parse_exposition(&response.body);
         if ready(&samples) {
-            return samples;
+            return parse_exposition(&http_get(address, "/metrics", None).body);
         }
         assert!(
             Instant::now() < deadline,

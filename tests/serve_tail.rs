@@ -87,9 +87,10 @@ fn appended_lines_show_up_on_metrics() {
     )
     .expect("write");
 
-    // The last-event time is written last when an event is applied: once it shows the 🎉's
-    // time, the whole event is visible.
-    let done = exporter
+    // The last-event time is written last when an event is applied, but one scrape encodes
+    // the families one after another and may catch the event half applied. So wait for the
+    // 🎉's time, then read a scrape that began after it was applied.
+    exporter
         .wait_for(WAIT, |s| {
             value(
                 s,
@@ -97,6 +98,7 @@ fn appended_lines_show_up_on_metrics() {
             ) == Some(1_752_279_244.0)
         })
         .expect("the 🎉 line is read");
+    let done = common::parse_exposition(&exporter.get("/metrics").body);
     let steps = |status: &str| {
         value(
             &done,
