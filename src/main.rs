@@ -190,7 +190,12 @@ async fn serve(
                 metrics,
                 readiness,
                 max_line_bytes: flags.max_line_bytes,
-                linger: flags.run_linger,
+                // Lingering serves the last scrape; with no server there is none to serve.
+                linger: if server.is_some() {
+                    flags.run_linger
+                } else {
+                    std::time::Duration::ZERO
+                },
             };
             let code = run::run(config).await;
             shutdown.cancel();
