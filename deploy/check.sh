@@ -258,11 +258,11 @@ def metric: "containerkit_[a-zA-Z0-9_]+|containerkit:[a-zA-Z0-9_:]+|up";
   (if ([$vars[] | select(.name == "source" and .type == "query" and .includeAll == true
                          and .multi == true
                          and ((.query | if type == "object" then .query else . end)
-                              == "label_values(containerkit_workflow_status, source)"))]
+                              | test("^label_values\\(containerkit_[a-z_]+\\{job=~\"\\$job\", instance=~\"\\$instance\"\\}, source\\)$")))]
        | length) == 1
    then empty
-   else "templating: no `source` query variable label_values(containerkit_workflow_status, "
-        + "source) with includeAll and multi" end),
+   else "templating: no `source` query variable label_values(containerkit_...{job, instance "
+        + "filters}, source) with includeAll and multi" end),
   ($vars[] | select(.type == "query" and .datasource.uid != "${datasource}")
    | "templating: variable \(.name) does not query ${datasource}")),
 (all_panels | map(.id) | group_by(.) | map(select(length > 1))[] | "duplicate panel id \(.[0])"),
