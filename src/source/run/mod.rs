@@ -16,6 +16,7 @@
 //! signal that arrives after the child exited ends the drain and the linger at once.
 
 pub mod child;
+pub mod fd_io;
 pub mod mcp;
 pub mod merge;
 pub mod passthrough;

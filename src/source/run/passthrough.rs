@@ -15,7 +15,7 @@
 //! written, the child's stderr is still read for the metrics.
 
 use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::process::{ChildStderr, ChildStdin, ChildStdout};
 use std::sync::Arc;
@@ -25,6 +25,7 @@ use tokio::sync::oneshot;
 
 use crate::lines::LineFramer;
 
+use super::fd_io::{read_some, write_fully};
 use super::mcp::McpObserver;
 use super::merge::MergedWorkflow;
 use super::stderr_gate::StderrGate;
@@ -227,55 +228,6 @@ pub fn copy(
     }
 }
 
-/// Reads what is there, waiting when the descriptor is non-blocking and empty (a client
-/// may hand us a non-blocking pipe; the flag belongs to the pipe, not to us).
-fn read_some(from: &mut (impl Read + AsFd), buffer: &mut [u8]) -> io::Result<usize> {
-    loop {
-        match from.read(buffer) {
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                wait_until_ready(from.as_fd(), libc::POLLIN)?;
-            }
-            result => return result,
-        }
-    }
-}
-
-/// Writes all of `bytes`, waiting whenever a non-blocking descriptor is full.
-pub fn write_fully(to: &mut (impl Write + AsFd), mut bytes: &[u8]) -> io::Result<()> {
-    while !bytes.is_empty() {
-        match to.write(bytes) {
-            Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-            Ok(written) => bytes = &bytes[written..],
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                wait_until_ready(to.as_fd(), libc::POLLOUT)?;
-            }
-            Err(error) => return Err(error),
-        }
-    }
-    Ok(())
-}
-
-fn wait_until_ready(fd: BorrowedFd<'_>, events: libc::c_short) -> io::Result<()> {
-    let mut poll = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events,
-        revents: 0,
-    };
-    loop {
-        // SAFETY: `poll` points to one valid pollfd for the duration of the call.
-        if unsafe { libc::poll(&mut poll, 1, -1) } >= 0 {
-            // Ready, or an error or hang-up that the next read or write reports.
-            return Ok(());
-        }
-        let error = io::Error::last_os_error();
-        if error.kind() != io::ErrorKind::Interrupted {
-            return Err(error);
-        }
-    }
-}
-
 /// Our own descriptor for one of the standard streams, bypassing the standard library's
 /// buffers (standard output is line-buffered there); `None` when the stream is not open.
 fn duplicate(fd: BorrowedFd<'_>) -> Option<File> {
@@ -302,7 +254,7 @@ fn replace_with_dev_null(target: RawFd) {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Seek;
+    use std::io::{Seek, Write};
 
     use super::*;
 

@@ -13,7 +13,7 @@ use std::sync::{Mutex, MutexGuard};
 
 use tracing_subscriber::fmt::MakeWriter;
 
-use super::passthrough::write_fully;
+use super::fd_io::write_fully;
 
 /// Our log lines waiting for the child to finish its line are capped at this many bytes;
 /// lines beyond it are dropped (and counted in a note written once the wait ends).
