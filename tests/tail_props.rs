@@ -9,7 +9,7 @@
 
 mod tail_support;
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 
 use proptest::prelude::*;
 use tail_support::*;
@@ -144,22 +144,12 @@ fn run(glob: bool, ops: &[Op]) -> Result<(), TestCaseError> {
             Op::CopyTruncate if log.exists() => {
                 h.poll();
                 fs::copy(&log, h.path("copied")).unwrap();
-                OpenOptions::new()
-                    .write(true)
-                    .open(&log)
-                    .unwrap()
-                    .set_len(0)
-                    .unwrap();
+                truncate(&log);
                 writer.abandon_half();
             }
             Op::TruncateAndRegrow(n) if log.exists() => {
                 h.poll();
-                OpenOptions::new()
-                    .write(true)
-                    .open(&log)
-                    .unwrap()
-                    .set_len(0)
-                    .unwrap();
+                truncate(&log);
                 writer.abandon_half();
                 writer.append(&h, *n);
             }

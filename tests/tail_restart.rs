@@ -75,12 +75,7 @@ fn restart_after_inode_reuse_reads_the_new_file_from_its_start() {
         append(&candidate, "x");
         if fs::metadata(&candidate).unwrap().ino() == inode {
             rename(&candidate, &log);
-            OpenOptions::new()
-                .write(true)
-                .open(&log)
-                .unwrap()
-                .set_len(0)
-                .unwrap();
+            truncate(&log);
             reused = true;
             break;
         }
@@ -88,12 +83,7 @@ fn restart_after_inode_reuse_reads_the_new_file_from_its_start() {
     if !reused {
         eprintln!("the file system did not reuse the inode; rewriting a file in place instead");
         append(&log, "");
-        OpenOptions::new()
-            .write(true)
-            .open(&log)
-            .unwrap()
-            .set_len(0)
-            .unwrap();
+        truncate(&log);
     }
     append(&log, &lines(100, 108));
 
@@ -110,12 +100,7 @@ fn restart_with_the_same_inode_rewritten_in_place_reads_it_again() {
     append(&log, &lines(0, 5));
     h.poll();
     h.stop();
-    OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&log);
     append(&log, &lines(200, 210));
     h.restart();
     h.poll();

@@ -4,7 +4,7 @@
 
 mod tail_support;
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{Seek, Write};
 use std::os::unix::fs::symlink;
 use std::time::Duration;
@@ -81,12 +81,7 @@ fn copytruncate_reads_the_new_lines_from_the_start() {
     append(&log, &lines(0, 5));
     h.poll();
     fs::copy(&log, h.path("app.log.1")).unwrap();
-    OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&log);
     append(&log, &lines(5, 7));
     h.poll();
     assert_counted(&h.metrics, &source, 7);
@@ -103,12 +98,7 @@ fn truncation_then_regrowth_past_the_old_offset_is_caught() {
     append(&log, &lines(0, 3));
     h.poll();
     // Between two cycles the file is emptied and grows past where reading stood.
-    OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&log);
     append(&log, &lines(3, 10));
     h.poll();
     assert_counted(&h.metrics, &source, 10);
@@ -126,12 +116,7 @@ fn leading_nul_run_after_truncation_is_skipped_and_counted() {
     writer.write_all(lines(0, 3).as_bytes()).unwrap();
     let hole = writer.stream_position().unwrap();
     h.poll();
-    OpenOptions::new()
-        .write(true)
-        .open(&log)
-        .unwrap()
-        .set_len(0)
-        .unwrap();
+    truncate(&log);
     h.poll();
     writer.write_all(lines(3, 5).as_bytes()).unwrap();
     h.poll();

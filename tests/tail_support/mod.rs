@@ -118,6 +118,15 @@ pub fn rename(from: &Path, to: &Path) {
     fs::rename(from, to).expect("rename");
 }
 
+/// Empties the file in place, keeping its inode, as copytruncate does.
+pub fn truncate(path: &Path) {
+    fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .and_then(|file| file.set_len(0))
+        .expect("truncate");
+}
+
 fn source_labels(source: &str) -> SourceLabels {
     SourceLabels {
         source: Arc::from(source),
