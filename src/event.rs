@@ -124,6 +124,27 @@ pub struct ProgressEvent {
 }
 
 impl ProgressEvent {
+    /// An event with only its required fields, its percentage worked out from step and total
+    /// as for a line that has none (`total` must be at least 1).
+    pub fn new(step: u32, total: u32, step_name: &str, status: Status) -> ProgressEvent {
+        ProgressEvent {
+            emoji: None,
+            step,
+            total,
+            percentage: (u64::from(step) * 100 / u64::from(total.max(1))).min(100) as u8,
+            step_name: step_name.to_owned(),
+            status,
+            message: None,
+            error: None,
+            duration: None,
+            image_ref: None,
+            namespace: None,
+            component: None,
+            level: None,
+            time: None,
+        }
+    }
+
     /// What the event means, from its status, emoji and step name (FORMAT.md, "Meaning").
     pub fn transition(&self) -> Transition {
         match self.status {

@@ -75,19 +75,7 @@ mod tests {
     ) -> ProgressEvent {
         ProgressEvent {
             emoji,
-            step,
-            total,
-            percentage: (u64::from(step) * 100 / u64::from(total)) as u8,
-            step_name: name.to_owned(),
-            status,
-            message: None,
-            error: None,
-            duration: None,
-            image_ref: None,
-            namespace: None,
-            component: None,
-            level: None,
-            time: None,
+            ..ProgressEvent::new(step, total, name, status)
         }
     }
 

@@ -207,22 +207,7 @@ mod tests {
     use crate::http::encode;
 
     fn event(step: u32, step_name: &str, status: Status) -> ProgressEvent {
-        ProgressEvent {
-            emoji: None,
-            step,
-            total: 3,
-            percentage: (step * 100 / 3) as u8,
-            step_name: step_name.to_owned(),
-            status,
-            message: None,
-            error: None,
-            duration: None,
-            image_ref: None,
-            namespace: None,
-            component: None,
-            level: None,
-            time: None,
-        }
+        ProgressEvent::new(step, 3, step_name, status)
     }
 
     fn timed(mut event: ProgressEvent, seconds: u64) -> ProgressEvent {
