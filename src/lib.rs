@@ -2,8 +2,8 @@
 //!
 //! The flow, one module each:
 //! - `source`: where bytes come from (replayed files, standard input, followed files, a
-//!   wrapped child process), and
-//!   the pipeline that carries one source's bytes through the steps below;
+//!   wrapped child process), and the pipeline that carries one source's bytes through the
+//!   steps below;
 //! - `lines`: frames bytes into whole lines (length cap, `\r`, NUL runs, invalid UTF-8, ANSI);
 //! - `parse`: recognises and parses PROGRESS lines in the slog text, console and JSON forms;
 //! - `event`: the `ProgressEvent` every line form becomes, and parse errors;

@@ -1,5 +1,6 @@
 //! Sources: where a stream of log bytes comes from (files once, standard input, followed
-//! files, a child process), and the pipeline that carries one source's bytes through framing and parsing.
+//! files, a child process), and the pipeline that carries one source's bytes through
+//! framing and parsing.
 //!
 //! Each source owns one `Pipeline`: bytes in, metric updates out.
 
