@@ -170,7 +170,13 @@ impl Follower {
         if self.current.is_none() && may_open {
             self.retry_at = None;
             match named {
-                Ok(metadata) if cx.ledger.is_held(FileKey::of(&metadata)) => self.report_ready(),
+                Ok(metadata) if cx.ledger.is_held(FileKey::of(&metadata)) => {
+                    // The follower of the path it was renamed from reads it, and its gauges
+                    // show the lag; under this name the file counts as read.
+                    self.size_gauge.set(metadata.len() as i64);
+                    self.offset_gauge.set(metadata.len() as i64);
+                    self.report_ready();
+                }
                 Ok(_) => self.open(cx),
                 Err(error) if error.kind() == io::ErrorKind::NotFound => {
                     if !self.logged_waiting {
