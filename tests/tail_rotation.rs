@@ -471,7 +471,10 @@ fn regression_rotated_names_of_a_glob_showed_their_bytes_as_lag() {
     append(&log, &lines(3, 5));
     h.poll();
     // Regression: while app.log's follower still drains it, app.log.1 showed 0 and 0.
-    assert_eq!(offset_and_size(&h.metrics, &h.source("app.log.1")), (first, first));
+    assert_eq!(
+        offset_and_size(&h.metrics, &h.source("app.log.1")),
+        (first, first)
+    );
     h.advance(h.config.linger);
     h.advance(h.config.linger);
 
