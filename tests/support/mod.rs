@@ -80,18 +80,7 @@ impl Collected {
             if self.closed {
                 panic!("{} closed before {what}; got {}", self.name, self.tail());
             }
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.chunks.recv_timeout(left) {
-                Ok(chunk) => self.bytes.extend_from_slice(&chunk),
-                Err(RecvTimeoutError::Disconnected) => self.closed = true,
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "waited {WAIT:?} on {} for {what}; got {}",
-                        self.name,
-                        self.tail()
-                    )
-                }
-            }
+            self.receive(deadline, what);
         }
     }
 
@@ -99,17 +88,22 @@ impl Collected {
     pub fn wait_for_end(&mut self) {
         let deadline = Instant::now() + WAIT;
         while !self.closed {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.chunks.recv_timeout(left) {
-                Ok(chunk) => self.bytes.extend_from_slice(&chunk),
-                Err(RecvTimeoutError::Disconnected) => self.closed = true,
-                Err(RecvTimeoutError::Timeout) => {
-                    panic!(
-                        "waited {WAIT:?} for {} to close; got {}",
-                        self.name,
-                        self.tail()
-                    )
-                }
+            self.receive(deadline, "the stream to close");
+        }
+    }
+
+    /// Takes the next chunk, or notes the end of the stream; panics at `deadline`.
+    fn receive(&mut self, deadline: Instant, what: &str) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match self.chunks.recv_timeout(left) {
+            Ok(chunk) => self.bytes.extend_from_slice(&chunk),
+            Err(RecvTimeoutError::Disconnected) => self.closed = true,
+            Err(RecvTimeoutError::Timeout) => {
+                panic!(
+                    "waited {WAIT:?} on {} for {what}; got {}",
+                    self.name,
+                    self.tail()
+                )
             }
         }
     }
